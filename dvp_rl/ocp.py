@@ -1,0 +1,233 @@
+"""The Crocoddyl bridge: build a discounted shooting problem from an env and solve it.
+
+Only this module and :mod:`dvp_rl.terminal` speak Crocoddyl's solver API.
+Inside, Crocoddyl's names are kept (``xs``, ``us``, ``Vx``, ``Vxx``, ...).
+
+Discount: node ``k``'s running cost is multiplied by ``gamma**k`` and the
+terminal cost by ``gamma**T``, so ``cost`` is ``sum_k gamma^k l(x_k, u_k) + gamma^T l_T(x_T)``.
+Control bounds come from the env's action space (Crocoddyl's box-constrained
+FDDP), so what the DDP plans is what ``step()`` executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
+
+import crocoddyl
+import numpy as np
+
+from envs.base import DifferentiableEnv
+
+#: a terminal cost: ``None`` (zero), ``"env"`` (the env's own terminal cost), a factory
+#: ``cost_scale -> model`` (it receives ``gamma**T``), or a ready model (used as given).
+TerminalSpec = Union[None, str, Callable[[float], crocoddyl.ActionModelAbstract], crocoddyl.ActionModelAbstract]
+
+
+class SolveResult(NamedTuple):
+    """Outcome of one DDP solve from ``x0``.
+
+    ``xs`` (T+1, nx), ``us`` (T, nu): the trajectory; ``cost``: the optimal
+    discounted cost-to-go ``V(x0)``; ``Vx`` (nx,), ``Vxx`` (nx, nx): its gradient
+    and Hessian at the start node; ``iterations``; ``converged``: the solver's
+    stopping criterion was met and every output is finite.
+    """
+
+    xs: np.ndarray
+    us: np.ndarray
+    cost: float
+    Vx: np.ndarray
+    Vxx: np.ndarray
+    iterations: int
+    converged: bool
+
+
+class BatchSolveResult(NamedTuple):
+    """Stacked :class:`SolveResult` of N solves: ``x0`` (N, nx), ``cost`` (N,), ``Vx`` (N, nx),
+    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, and ``us`` (N, T, nu)."""
+
+    x0: np.ndarray
+    cost: np.ndarray
+    Vx: np.ndarray
+    Vxx: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    us: np.ndarray
+
+
+def unwrap(env: Any) -> DifferentiableEnv:
+    """The :class:`DifferentiableEnv` under Gymnasium wrappers, or a clear ``TypeError``."""
+    base = getattr(env, "unwrapped", env)
+    if not isinstance(base, DifferentiableEnv):
+        raise TypeError(
+            f"expected a dvp_rl differentiable env (envs.DifferentiableEnv), got {type(base).__name__}; "
+            "make one with gymnasium.make('dvp_rl/...') after `import envs`"
+        )
+    return base
+
+
+class OptimalControlProblem:
+    """A horizon-``T`` discounted shooting problem of ``env``, reusable across start states.
+
+    :param env: a dvp_rl env (wrappers allowed)
+    :param horizon: number of running nodes ``T`` (>= 1)
+    :param gamma: discount in (0, 1]
+    :param terminal: the terminal cost, see :data:`TerminalSpec`
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: Crocoddyl's stopping threshold
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        horizon: int,
+        gamma: float = 1.0,
+        terminal: TerminalSpec = None,
+        max_iter: int = 100,
+        th_stop: float = 1e-9,
+    ) -> None:
+        self.env = unwrap(env)
+        if int(horizon) < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if not 0.0 < float(gamma) <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        self.horizon = int(horizon)
+        self.gamma = float(gamma)
+        self.max_iter = int(max_iter)
+        self.th_stop = float(th_stop)
+        self.running_models = [self.env.action_model(self.gamma**k) for k in range(self.horizon)]
+        self.problem: crocoddyl.ShootingProblem | None = None
+        self.solver: crocoddyl.SolverBoxFDDP | None = None
+        self.set_terminal(terminal)
+
+    def set_terminal(self, terminal: TerminalSpec) -> None:
+        """Replace the terminal cost (rebuilds the problem, keeps the running models)."""
+        scale = self.gamma**self.horizon
+        if terminal is None:
+            model = self.env.terminal_model(0.0)
+        elif isinstance(terminal, str):
+            if terminal != "env":
+                raise ValueError(f"terminal must be None, 'env', a factory or a Crocoddyl model; got {terminal!r}")
+            model = self.env.terminal_model(scale)
+        elif isinstance(terminal, crocoddyl.ActionModelAbstract):
+            model = terminal
+        elif callable(terminal):
+            model = terminal(scale)
+        else:
+            raise TypeError(f"unsupported terminal {type(terminal).__name__}")
+        self.terminal_model = model
+        self.problem = crocoddyl.ShootingProblem(np.zeros(self.env.nx), self.running_models, model)
+        # Crocoddyl's OpenMP threads hang forked worker pools; one thread is also faster here.
+        # (Builds without OpenMP already read 1 and print a warning when it is set.)
+        if self.problem.nthreads != 1:
+            self.problem.nthreads = 1
+        self.solver = crocoddyl.SolverBoxFDDP(self.problem)
+        self.solver.th_stop = self.th_stop
+
+    def initial_guess(self, x0: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Zero controls and every state at ``x0`` (infeasible start, closed by FDDP).
+
+        On the pendulum this converged in 97.5% of 40 sampled starts against 87.5%
+        for the zero-control rollout, and to lower costs.
+        """
+        return [x0.copy() for _ in range(self.horizon + 1)], [np.zeros(self.env.nu) for _ in range(self.horizon)]
+
+    def solve(
+        self,
+        x0: np.ndarray,
+        xs_init: np.ndarray | list[np.ndarray] | None = None,
+        us_init: np.ndarray | list[np.ndarray] | None = None,
+    ) -> SolveResult:
+        """Solve from ``x0`` (nx,); warm start with ``us_init`` (T, nu) and optionally ``xs_init`` (T+1, nx).
+
+        A failed or unconverged solve is reported through ``converged=False``, not raised.
+        """
+        x0 = self.env.check_state(x0, "x0")
+        self.problem.x0 = x0
+        if us_init is None:
+            xs, us = self.initial_guess(x0)
+        else:
+            us = [np.asarray(u, dtype=np.float64).reshape(self.env.nu) for u in us_init]
+            if len(us) != self.horizon:
+                raise ValueError(f"us_init must have {self.horizon} rows, got {len(us)}")
+            xs = list(self.problem.rollout(us)) if xs_init is None else [np.asarray(x, dtype=np.float64) for x in xs_init]
+            xs[0] = x0
+        solver = self.solver
+        try:
+            converged = bool(solver.solve(xs, us, self.max_iter, False))
+        except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
+            return self._failed(x0)
+        Vx = np.array(solver.Vx[0], dtype=np.float64).reshape(self.env.nx)
+        Vxx = np.array(solver.Vxx[0], dtype=np.float64).reshape(self.env.nx, self.env.nx)
+        cost = float(solver.cost)
+        finite = np.isfinite(cost) and np.all(np.isfinite(Vx)) and np.all(np.isfinite(Vxx))
+        return SolveResult(
+            xs=np.array(solver.xs),
+            us=np.array(solver.us).reshape(self.horizon, self.env.nu),
+            cost=cost,
+            Vx=Vx,
+            Vxx=Vxx,
+            iterations=int(solver.iter),
+            converged=converged and bool(finite),
+        )
+
+    def _failed(self, x0: np.ndarray) -> SolveResult:
+        nx, nu, T = self.env.nx, self.env.nu, self.horizon
+        return SolveResult(
+            xs=np.full((T + 1, nx), np.nan),
+            us=np.full((T, nu), np.nan),
+            cost=float("nan"),
+            Vx=np.full(nx, np.nan),
+            Vxx=np.full((nx, nx), np.nan),
+            iterations=int(self.solver.iter),
+            converged=False,
+        )
+
+    def solve_many(self, x0s: np.ndarray, callback: Callable[[int], None] | None = None) -> BatchSolveResult:
+        """Solve from every row of ``x0s`` (N, nx) (cold starts); ``callback(i)`` after each."""
+        x0s = np.asarray(x0s, dtype=np.float64)
+        if x0s.ndim != 2 or x0s.shape[1] != self.env.nx:
+            raise ValueError(f"x0s must have shape (N, {self.env.nx}), got {x0s.shape}")
+        results = []
+        for i, x0 in enumerate(x0s):
+            results.append(self.solve(x0))
+            if callback is not None:
+                callback(i)
+        return stack_results(x0s, results, self.horizon, self.env.nu)
+
+
+def stack_results(x0s: np.ndarray, results: list[SolveResult], horizon: int, nu: int) -> BatchSolveResult:
+    """Stack per-state results into a :class:`BatchSolveResult`."""
+    n, nx = x0s.shape
+    return BatchSolveResult(
+        x0=np.asarray(x0s, dtype=np.float64),
+        cost=np.array([r.cost for r in results], dtype=np.float64),
+        Vx=np.array([r.Vx for r in results], dtype=np.float64).reshape(n, nx),
+        Vxx=np.array([r.Vxx for r in results], dtype=np.float64).reshape(n, nx, nx),
+        iterations=np.array([r.iterations for r in results], dtype=np.int64),
+        converged=np.array([r.converged for r in results], dtype=bool),
+        us=np.array([r.us for r in results], dtype=np.float64).reshape(n, horizon, nu),
+    )
+
+
+def solve_ocp(
+    env: Any,
+    x0: np.ndarray,
+    horizon: int,
+    terminal: TerminalSpec = None,
+    gamma: float = 1.0,
+    max_iter: int = 100,
+    th_stop: float = 1e-9,
+) -> SolveResult | BatchSolveResult:
+    """Build and solve the horizon-``T`` problem of ``env`` from ``x0``.
+
+    :param x0: a start state (nx,) -> :class:`SolveResult`, or a batch (N, nx) -> :class:`BatchSolveResult`
+    :param horizon: number of running nodes ``T``
+    :param terminal: terminal cost, see :data:`TerminalSpec`
+    :param gamma: discount: node k's cost times ``gamma**k``, the terminal's times ``gamma**T``
+    """
+    ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.ndim == 2:
+        return ocp.solve_many(x0)
+    return ocp.solve(x0)

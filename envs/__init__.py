@@ -1,0 +1,37 @@
+"""Differentiable Gymnasium environments of dvp_rl.
+
+Importing this package registers the environments::
+
+    import gymnasium as gym
+    import envs  # noqa: F401
+
+    env = gym.make("dvp_rl/Pendulum-v0")
+    env.unwrapped.dynamics_derivatives(x, u)
+"""
+
+from gymnasium.envs.registration import register
+
+from envs.base import CrocoddylEnv, DifferentiableEnv, NumpySystemEnv
+from envs.cartpole import CartPoleEnv
+from envs.linear_quadratic import LinearQuadraticEnv
+from envs.pendulum import PendulumEnv
+from envs.unicycle import UnicycleEnv
+
+register(id="dvp_rl/Pendulum-v0", entry_point="envs.pendulum:PendulumEnv", max_episode_steps=200)
+register(id="dvp_rl/CartPole-v0", entry_point="envs.cartpole:CartPoleEnv", max_episode_steps=500)
+register(id="dvp_rl/Unicycle-v0", entry_point="envs.unicycle:UnicycleEnv", max_episode_steps=100)
+register(id="dvp_rl/LinearQuadratic-v0", entry_point="envs.linear_quadratic:LinearQuadraticEnv", max_episode_steps=200)
+
+#: the ids registered by this package
+ENV_IDS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0", "dvp_rl/LinearQuadratic-v0")
+
+__all__ = [
+    "ENV_IDS",
+    "CartPoleEnv",
+    "CrocoddylEnv",
+    "DifferentiableEnv",
+    "LinearQuadraticEnv",
+    "NumpySystemEnv",
+    "PendulumEnv",
+    "UnicycleEnv",
+]

@@ -1,0 +1,390 @@
+"""The differentiable-environment base classes.
+
+Every environment of this package is a Gymnasium ``Env`` whose transition and
+cost are one Crocoddyl action model: ``step()``, the derivative API and the DDP
+all evaluate the same code.
+
+Two ways to define a system:
+
+* :class:`CrocoddylEnv`: the system *is* a (native, C++) Crocoddyl action model
+  built by ``_make_action_model``; the derivative API reads ``calc``/``calcDiff``.
+* :class:`NumpySystemEnv`: the user writes the dynamics and cost with their
+  derivatives in numpy (``_dynamics``, ``_dynamics_derivatives``, ``_cost``,
+  ...); the base class wraps them into a Python Crocoddyl action model.
+
+State and control vectors are ``float64`` arrays of shapes ``(nx,)`` and ``(nu,)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from typing import Any, NamedTuple
+
+import crocoddyl
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class DynamicsDerivatives(NamedTuple):
+    """Jacobians of ``x_next = f(x, u)``: ``Fx`` (nx, nx) and ``Fu`` (nx, nu)."""
+
+    Fx: np.ndarray
+    Fu: np.ndarray
+
+
+class CostDerivatives(NamedTuple):
+    """Derivatives of the running cost: ``Lx`` (nx,), ``Lu`` (nu,), ``Lxx`` (nx, nx), ``Lxu`` (nx, nu), ``Luu`` (nu, nu)."""
+
+    Lx: np.ndarray
+    Lu: np.ndarray
+    Lxx: np.ndarray
+    Lxu: np.ndarray
+    Luu: np.ndarray
+
+
+class TerminalCostDerivatives(NamedTuple):
+    """Derivatives of the terminal cost: ``Lx`` (nx,) and ``Lxx`` (nx, nx)."""
+
+    Lx: np.ndarray
+    Lxx: np.ndarray
+
+
+def reject_unknown_kwargs(env: object, unknown: dict[str, Any]) -> None:
+    """Raise a ``TypeError`` that names the unknown keys and lists the accepted ones of ``env``'s constructor."""
+    if unknown:
+        params = inspect.signature(type(env).__init__).parameters.values()
+        known = [p.name for p in params if p.name != "self" and p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+        raise TypeError(
+            f"{type(env).__name__} got unknown keyword argument(s) {sorted(unknown)}; "
+            f"accepted keys are {sorted(known)}"
+        )
+
+
+def wrap_angles(x: np.ndarray, angle_dims: tuple[int, ...]) -> np.ndarray:
+    """Map the entries ``angle_dims`` of ``x`` (shape (..., nx)) into [-pi, pi)."""
+    if not angle_dims:
+        return x
+    x = np.array(x, dtype=np.float64, copy=True)
+    idx = list(angle_dims)
+    x[..., idx] = (x[..., idx] + np.pi) % (2.0 * np.pi) - np.pi
+    return x
+
+
+class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
+    """Gymnasium environment with a differentiable model of its dynamics and cost.
+
+    The observation is the state ``x`` (``float64``, shape ``(nx,)``); the reward of
+    a step is ``-cost(x, u)``, so returns and values are on the same scale.
+    Episodes never terminate; their length comes from the registration's
+    ``max_episode_steps`` (Gymnasium's ``TimeLimit``), so truncation is the only end.
+
+    Extra API (on ``env.unwrapped``): ``nx``, ``nu``, ``dt``, ``state``,
+    ``dynamics``, ``dynamics_derivatives``, ``cost``, ``cost_derivatives``,
+    ``terminal_cost``, ``terminal_cost_derivatives``, ``sample_states``,
+    ``action_model`` and ``terminal_model``.
+
+    Subclasses set ``nx``, ``nu``, ``dt`` and the action bounds, and implement
+    ``sample_states`` plus either the Crocoddyl or the numpy hooks (see the two
+    subclasses below).
+
+    :param action_low: lower control bound, shape (nu,)
+    :param action_high: upper control bound, shape (nu,)
+    :param state_bound: bound of the observation box, shape (nx,) (``inf`` allowed)
+    :param render_mode: unused (no rendering); kept for the Gymnasium signature
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+    #: state dimensions that are angles on which dynamics and cost are 2*pi-periodic
+    angle_dims: tuple[int, ...] = ()
+
+    nx: int
+    nu: int
+    dt: float
+
+    def __init__(
+        self,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+        state_bound: np.ndarray | float = np.inf,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"{type(self).__name__} has no render modes, got render_mode={render_mode!r}")
+        self.render_mode = render_mode
+        self.action_low = np.asarray(action_low, dtype=np.float64).reshape(self.nu)
+        self.action_high = np.asarray(action_high, dtype=np.float64).reshape(self.nu)
+        if np.any(self.action_low >= self.action_high):
+            raise ValueError(f"action bounds must satisfy low < high, got {self.action_low} and {self.action_high}")
+        self.action_space = spaces.Box(
+            self.action_low.astype(np.float32), self.action_high.astype(np.float32), dtype=np.float32
+        )
+        bound = np.broadcast_to(np.asarray(state_bound, dtype=np.float64), (self.nx,))
+        self.observation_space = spaces.Box(-bound, bound, dtype=np.float64)
+        self.state = np.zeros(self.nx)
+
+    # ------------------------------------------------------------------ validation
+    def check_state(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        """Return ``x`` as a float64 array of shape (nx,), or raise ``ValueError``."""
+        return _check_vector(x, self.nx, name, type(self).__name__)
+
+    def check_control(self, u: np.ndarray, name: str = "u") -> np.ndarray:
+        """Return ``u`` as a float64 array of shape (nu,), or raise ``ValueError``."""
+        return _check_vector(u, self.nu, name, type(self).__name__)
+
+    # ------------------------------------------------------------------ public derivative API
+    def dynamics(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Next state ``x_next = f(x, u)``, shape (nx,). ``u`` is not clipped."""
+        return self._dynamics(self.check_state(x), self.check_control(u))
+
+    def dynamics_derivatives(self, x: np.ndarray, u: np.ndarray) -> DynamicsDerivatives:
+        """``(Fx, Fu)`` of shapes (nx, nx) and (nx, nu)."""
+        return DynamicsDerivatives(*self._dynamics_derivatives(self.check_state(x), self.check_control(u)))
+
+    def cost(self, x: np.ndarray, u: np.ndarray) -> float:
+        """Running cost of one step (the negative reward)."""
+        return float(self._cost(self.check_state(x), self.check_control(u)))
+
+    def cost_derivatives(self, x: np.ndarray, u: np.ndarray) -> CostDerivatives:
+        """``(Lx, Lu, Lxx, Lxu, Luu)`` of the running cost."""
+        return CostDerivatives(*self._cost_derivatives(self.check_state(x), self.check_control(u)))
+
+    def terminal_cost(self, x: np.ndarray) -> float:
+        """Terminal cost ``l_T(x)``."""
+        return float(self._terminal_cost(self.check_state(x)))
+
+    def terminal_cost_derivatives(self, x: np.ndarray) -> TerminalCostDerivatives:
+        """``(Lx, Lxx)`` of the terminal cost."""
+        return TerminalCostDerivatives(*self._terminal_cost_derivatives(self.check_state(x)))
+
+    @abc.abstractmethod
+    def sample_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """``n`` states of the task's distribution, shape (n, nx)."""
+
+    @abc.abstractmethod
+    def action_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        """A fresh running Crocoddyl action model, cost multiplied by ``cost_scale``, with control bounds set."""
+
+    @abc.abstractmethod
+    def terminal_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        """A fresh terminal Crocoddyl action model (``calc(data, x)``), cost multiplied by ``cost_scale``."""
+
+    # ------------------------------------------------------------------ hooks
+    @abc.abstractmethod
+    def _dynamics(self, x: np.ndarray, u: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def _dynamics_derivatives(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @abc.abstractmethod
+    def _cost(self, x: np.ndarray, u: np.ndarray) -> float: ...
+
+    @abc.abstractmethod
+    def _cost_derivatives(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]: ...
+
+    @abc.abstractmethod
+    def _terminal_cost(self, x: np.ndarray) -> float: ...
+
+    @abc.abstractmethod
+    def _terminal_cost_derivatives(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def _transition(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(x_next, cost)``; subclasses may compute both in one call."""
+        return self._dynamics(x, u), float(self._cost(x, u))
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Sample the start state from ``sample_states`` with ``self.np_random``.
+
+        ``options={"state": x0}`` starts from a given state instead.
+        """
+        super().reset(seed=seed)
+        if options is not None and "state" in options:
+            self.state = self.check_state(options["state"], "options['state']").copy()
+        else:
+            self.state = self.sample_states(1, self.np_random)[0]
+        return self.state.copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Apply ``action`` (clipped to the action space) for one step of ``dt``."""
+        u = np.clip(self.check_control(action, "action"), self.action_low, self.action_high)
+        x_next, cost = self._transition(self.state, u)
+        self.state = wrap_angles(x_next, self.angle_dims)
+        return self.state.copy(), -cost, False, False, {"cost": cost}
+
+
+def _check_vector(v: Any, n: int, name: str, owner: str) -> np.ndarray:
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{owner}: {name} must have shape ({n},), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}: {name} must be finite, got {arr}")
+    return arr
+
+
+class CrocoddylEnv(DifferentiableEnv):
+    """An environment whose system is a Crocoddyl action model (native C++ for speed).
+
+    Subclasses implement ``_make_action_model(cost_scale)`` and
+    ``_make_terminal_model(cost_scale)``; everything else (``step``, derivatives,
+    bounds) is read from the model's ``calc``/``calcDiff``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model = self.action_model()
+        self._data = self._model.createData()
+        self._tmodel = self.terminal_model()
+        self._tdata = self._tmodel.createData()
+
+    @abc.abstractmethod
+    def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract: ...
+
+    @abc.abstractmethod
+    def _make_terminal_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract: ...
+
+    def action_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        model = self._make_action_model(float(cost_scale))
+        model.u_lb = self.action_low.copy()
+        model.u_ub = self.action_high.copy()
+        return model
+
+    def terminal_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        return self._make_terminal_model(float(cost_scale))
+
+    def _calc(self, x: np.ndarray, u: np.ndarray) -> Any:
+        self._model.calc(self._data, x, u)
+        return self._data
+
+    def _calc_diff(self, x: np.ndarray, u: np.ndarray) -> Any:
+        self._model.calc(self._data, x, u)
+        self._model.calcDiff(self._data, x, u)
+        return self._data
+
+    def _dynamics(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return self._calc(x, u).xnext.copy()
+
+    def _transition(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, float]:
+        data = self._calc(x, u)
+        return data.xnext.copy(), float(data.cost)
+
+    def _dynamics_derivatives(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        data = self._calc_diff(x, u)
+        return data.Fx.reshape(self.nx, self.nx).copy(), data.Fu.reshape(self.nx, self.nu).copy()
+
+    def _cost(self, x: np.ndarray, u: np.ndarray) -> float:
+        return float(self._calc(x, u).cost)
+
+    def _cost_derivatives(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+        d = self._calc_diff(x, u)
+        nx, nu = self.nx, self.nu
+        return (
+            d.Lx.reshape(nx).copy(),
+            d.Lu.reshape(nu).copy(),
+            d.Lxx.reshape(nx, nx).copy(),
+            d.Lxu.reshape(nx, nu).copy(),
+            d.Luu.reshape(nu, nu).copy(),
+        )
+
+    def _terminal_cost(self, x: np.ndarray) -> float:
+        self._tmodel.calc(self._tdata, x)
+        return float(self._tdata.cost)
+
+    def _terminal_cost_derivatives(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._tmodel.calc(self._tdata, x)
+        self._tmodel.calcDiff(self._tdata, x)
+        return self._tdata.Lx.reshape(self.nx).copy(), self._tdata.Lxx.reshape(self.nx, self.nx).copy()
+
+
+def _put(target: np.ndarray, value: np.ndarray) -> None:
+    """Write ``value`` into a Crocoddyl data buffer in place (eigenpy returns n x 1 blocks as 1-D)."""
+    target[...] = np.reshape(value, target.shape)
+
+
+class NumpyActionModel(crocoddyl.ActionModelAbstract):
+    """A Python Crocoddyl action model over a :class:`NumpySystemEnv`'s numpy functions.
+
+    :param env: the system whose ``_dynamics``/``_cost``/... hooks are evaluated
+    :param cost_scale: factor applied to the cost and its derivatives (discount)
+    :param terminal: whether ``calc(data, x)`` evaluates the terminal cost
+    """
+
+    def __init__(self, env: "NumpySystemEnv", cost_scale: float = 1.0, terminal: bool = False) -> None:
+        crocoddyl.ActionModelAbstract.__init__(self, crocoddyl.StateVector(env.nx), env.nu, 0)
+        self.env = env
+        self.cost_scale = float(cost_scale)
+        self.terminal = terminal
+
+    def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+        if u is None or self.terminal:
+            data.cost = self.cost_scale * self.env._terminal_cost(x)
+            _put(data.xnext, x)
+        else:
+            _put(data.xnext, self.env._dynamics(x, u))
+            data.cost = self.cost_scale * self.env._cost(x, u)
+
+    def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+        s = self.cost_scale
+        if u is None or self.terminal:
+            Lx, Lxx = self.env._terminal_cost_derivatives(x)
+            _put(data.Lx, s * Lx)
+            _put(data.Lxx, s * Lxx)
+            _put(data.Fx, np.eye(self.env.nx))
+        else:
+            Fx, Fu = self.env._dynamics_derivatives(x, u)
+            Lx, Lu, Lxx, Lxu, Luu = self.env._cost_derivatives(x, u)
+            _put(data.Fx, Fx)
+            _put(data.Fu, Fu)
+            _put(data.Lx, s * Lx)
+            _put(data.Lu, s * Lu)
+            _put(data.Lxx, s * Lxx)
+            _put(data.Lxu, s * Lxu)
+            _put(data.Luu, s * Luu)
+
+    def createData(self) -> crocoddyl.ActionDataAbstract:
+        return crocoddyl.ActionDataAbstract(self)
+
+
+class NumpySystemEnv(DifferentiableEnv):
+    """Base class of a user-defined system written in numpy.
+
+    Implement ``_dynamics(x, u)``, ``_dynamics_derivatives(x, u) -> (Fx, Fu)``,
+    ``_cost(x, u)``, ``_cost_derivatives(x, u) -> (Lx, Lu, Lxx, Lxu, Luu)``,
+    ``sample_states(n, rng)`` and optionally ``_terminal_cost(x)`` /
+    ``_terminal_cost_derivatives(x)`` (zero by default). The hooks receive
+    validated float64 vectors. ``action_model()`` wraps them into a Python
+    Crocoddyl model (slower in DDP than a native model, see the README).
+    See :class:`envs.linear_quadratic.LinearQuadraticEnv` for a complete example.
+    """
+
+    def action_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        model = NumpyActionModel(self, cost_scale)
+        model.u_lb = self.action_low.copy()
+        model.u_ub = self.action_high.copy()
+        return model
+
+    def terminal_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
+        return NumpyActionModel(self, cost_scale, terminal=True)
+
+    def _terminal_cost(self, x: np.ndarray) -> float:
+        return 0.0
+
+    def _terminal_cost_derivatives(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(self.nx), np.zeros((self.nx, self.nx))
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """Accept a Generator, a seed or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def uniform_box(n: int, low: np.ndarray, high: np.ndarray, rng: np.random.Generator | int | None) -> np.ndarray:
+    """``n`` uniform samples of the box [low, high], shape (n, len(low))."""
+    if int(n) < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    return as_generator(rng).uniform(low, high, size=(int(n), low.size))

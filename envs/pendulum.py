@@ -1,0 +1,112 @@
+"""Pendulum swing-up with the physics of Gymnasium's Pendulum-v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import crocoddyl
+import numpy as np
+import pinocchio
+
+from envs.base import CrocoddylEnv, reject_unknown_kwargs, uniform_box
+from envs.multibody import CostTerm, SelectedJointsActuation, add_body, euler_model, rod_inertia
+
+
+class PendulumEnv(CrocoddylEnv):
+    r"""Swing a pendulum up to the upright and keep it there.
+
+    ## Description
+    A uniform rod of mass ``m`` and length ``l`` hinged at one end, with
+    Gymnasium Pendulum-v1's physics (g=10, m=1, l=1, dt=0.05, torque bound 2):
+    ``thdot' = thdot + dt * (3 g / (2 l) sin(th) + 3 / (m l^2) u)``, ``th' = th + dt * thdot'``.
+    The dynamics are pinocchio's ABA on a one-joint model, integrated by
+    Crocoddyl's semi-implicit Euler, which is exactly that update. Unlike
+    Gymnasium there is no clip of the speed at 8 rad/s (it would make the
+    dynamics non-smooth for DDP). The torque bound (2 < m g l / 2) forces pumping.
+
+    ## State / observation, shape (2,)
+    | idx | meaning | range |
+    |-----|---------|-------|
+    | 0 | ``th``: angle from the upright (rad), wrapped to [-pi, pi) after each step | [-pi, pi) |
+    | 1 | ``thdot``: angular speed (rad/s) | unbounded |
+
+    ## Action, shape (1,)
+    Torque at the hinge, in ``[-max_torque, max_torque]`` (clipped by ``step``).
+
+    ## Cost (reward = -cost)
+    ``cost = dt * (w_angle * (1 - cos th) * l^2 + 0.5 * w_speed * thdot^2 + 0.5 * w_torque * u^2)``
+    where the angle term is Crocoddyl's frame-translation residual of the rod's tip
+    (``0.5 * ||p_tip - p_upright||^2 = l^2 (1 - cos th)``): smooth, 2*pi-periodic and
+    ``~ th^2 / 2`` near the upright. No terminal cost unless ``w_terminal > 0``
+    (then ``w_terminal`` times the same state cost, without ``dt``).
+
+    ## Starting state
+    Uniform over ``th in [-pi, pi)``, ``thdot in [-max_start_speed, max_start_speed]``.
+
+    ## Arguments
+    ``gymnasium.make("dvp_rl/Pendulum-v0", g=10., m=1., l=1., dt=0.05, max_torque=2.,
+    w_angle=1., w_speed=0.1, w_torque=0.01, w_terminal=0., max_start_speed=1.)``
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    nx = 2
+    nu = 1
+    angle_dims = (0,)
+
+    def __init__(
+        self,
+        g: float = 10.0,
+        m: float = 1.0,
+        l: float = 1.0,  # noqa: E741 (the physics name)
+        dt: float = 0.05,
+        max_torque: float = 2.0,
+        w_angle: float = 1.0,
+        w_speed: float = 0.1,
+        w_torque: float = 0.01,
+        w_terminal: float = 0.0,
+        max_start_speed: float = 1.0,
+        render_mode: str | None = None,
+        **unknown: Any,
+    ) -> None:
+        reject_unknown_kwargs(self, unknown)
+        self.g, self.m, self.l, self.dt = float(g), float(m), float(l), float(dt)
+        self.weights = {"angle": float(w_angle), "speed": float(w_speed), "torque": float(w_torque)}
+        self.w_terminal = float(w_terminal)
+        self.max_start_speed = float(max_start_speed)
+        self.pin_model = self._build_pinocchio_model()
+        self._tip = self.pin_model.getFrameId("tip")
+        super().__init__([-max_torque], [max_torque], np.array([np.pi, np.inf]), render_mode)
+
+    def _build_pinocchio_model(self) -> pinocchio.Model:
+        model = pinocchio.Model()
+        model.gravity.linear = np.array([0.0, 0.0, -self.g])
+        # q = 0 is upright: the rod's centre is at +z l/2 of the hinge (rotation about y).
+        jid = add_body(model, 0, pinocchio.JointModelRY(), "hinge", self.m, np.array([0.0, 0.0, self.l / 2]), rod_inertia(self.m, self.l))
+        model.addFrame(pinocchio.Frame("tip", jid, 0, pinocchio.SE3(np.eye(3), np.array([0.0, 0.0, self.l])), pinocchio.FrameType.OP_FRAME))
+        return model
+
+    def _terms(self, running: bool) -> list[CostTerm]:
+        tip_up = np.array([0.0, 0.0, self.l])
+        terms = [
+            CostTerm("angle", lambda s, nu: crocoddyl.ResidualModelFrameTranslation(s, self._tip, tip_up, nu), self.weights["angle"]),
+            CostTerm("speed", lambda s, nu: crocoddyl.ResidualModelState(s, np.zeros(2), nu), self.weights["speed"], np.array([0.0, 1.0])),
+        ]
+        if running:
+            terms.append(CostTerm("torque", lambda s, nu: crocoddyl.ResidualModelControl(s, nu), self.weights["torque"]))
+        return terms
+
+    def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
+        return euler_model(self.pin_model, _hinge_actuation, self._terms(True), self.dt, cost_scale)
+
+    def _make_terminal_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
+        return euler_model(self.pin_model, _hinge_actuation, self._terms(False), 0.0, cost_scale * self.w_terminal)
+
+    def sample_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        high = np.array([np.pi, self.max_start_speed])
+        return uniform_box(n, -high, high, rng)
+
+
+def _hinge_actuation(state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
+    return crocoddyl.ActuationModelFull(state)
