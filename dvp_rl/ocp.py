@@ -123,6 +123,9 @@ class OptimalControlProblem:
             self.problem.nthreads = 1
         self.solver = crocoddyl.SolverBoxFDDP(self.problem)
         self.solver.th_stop = self.th_stop
+        # Crocoddyl's default floor of the regularisation (1e-9) biases Vxx by ~1e-8
+        # relative; the solver still raises it whenever a step fails.
+        self.solver.reg_min = 1e-12
 
     def initial_guess(self, x0: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Zero controls and every state at ``x0`` (infeasible start, closed by FDDP).

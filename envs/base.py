@@ -98,6 +98,9 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     metadata: dict[str, Any] = {"render_modes": []}
     #: state dimensions that are angles on which dynamics and cost are 2*pi-periodic
     angle_dims: tuple[int, ...] = ()
+    #: True where ``Lxx`` is Crocoddyl's Gauss-Newton approximation ``R_x^T W R_x`` of a
+    #: nonlinear residual cost rather than the exact Hessian (documented per env)
+    gauss_newton_hessian: bool = False
 
     nx: int
     nu: int

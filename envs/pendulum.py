@@ -37,7 +37,9 @@ class PendulumEnv(CrocoddylEnv):
     ``cost = dt * (w_angle * (1 - cos th) * l^2 + 0.5 * w_speed * thdot^2 + 0.5 * w_torque * u^2)``
     where the angle term is Crocoddyl's frame-translation residual of the rod's tip
     (``0.5 * ||p_tip - p_upright||^2 = l^2 (1 - cos th)``): smooth, 2*pi-periodic and
-    ``~ th^2 / 2`` near the upright. No terminal cost unless ``w_terminal > 0``
+    ``~ th^2 / 2`` near the upright. As for every Crocoddyl residual cost, ``Lxx`` of that
+    term is the Gauss-Newton ``R_x^T R_x = dt * w_angle * l^2`` (the exact second derivative
+    is ``dt * w_angle * l^2 * cos th``); gradients are exact. No terminal cost unless ``w_terminal > 0``
     (then ``w_terminal`` times the same state cost, without ``dt``).
 
     ## Starting state
@@ -54,6 +56,7 @@ class PendulumEnv(CrocoddylEnv):
     nx = 2
     nu = 1
     angle_dims = (0,)
+    gauss_newton_hessian = True
 
     def __init__(
         self,

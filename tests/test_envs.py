@@ -1,0 +1,211 @@
+"""The envs: Gymnasium's checker, determinism, derivatives against finite differences, step consistency, bad input."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from tests.conftest import ALL_ENV_IDS, make_unwrapped
+
+# Every env with a non-zero terminal cost, so the terminal derivatives are exercised.
+TERMINAL_KWARGS = {"w_terminal": 2.0}
+
+
+def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Jacobian of f (R^n -> R^m, or a scalar) at x by central differences, shape (m, n) or (n,)."""
+    cols = []
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def random_points(env, rng, n=5):
+    xs = env.sample_states(n, rng) * 1.3  # also a little outside the start region
+    us = rng.uniform(env.action_low, env.action_high, size=(n, env.nu)) * 0.9
+    return xs, us
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_check_env(env_id):
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_same_seed_same_episode(env_id):
+    def episode(seed):
+        env = gym.make(env_id)
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        for _ in range(20):
+            obs, reward, *_ = env.step(env.action_space.sample())
+            out.append(np.append(obs, reward))
+        return np.concatenate(out)
+
+    np.testing.assert_array_equal(episode(3), episode(3))
+    assert not np.array_equal(episode(3), episode(4))
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_dynamics_derivatives_match_finite_differences(env_id, rng):
+    env = make_unwrapped(env_id)
+    for x, u in zip(*random_points(env, rng)):
+        Fx, Fu = env.dynamics_derivatives(x, u)
+        assert Fx.shape == (env.nx, env.nx) and Fu.shape == (env.nx, env.nu)
+        np.testing.assert_allclose(Fx, central_difference(lambda z: env.dynamics(z, u), x), atol=1e-7, rtol=1e-6)
+        np.testing.assert_allclose(Fu, central_difference(lambda w: env.dynamics(x, w), u), atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_running_cost_derivatives_match_finite_differences(env_id, rng):
+    env = make_unwrapped(env_id)
+    for x, u in zip(*random_points(env, rng)):
+        Lx, Lu, Lxx, Lxu, Luu = env.cost_derivatives(x, u)
+        np.testing.assert_allclose(Lx, central_difference(lambda z: env.cost(z, u), x), atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(Lu, central_difference(lambda w: env.cost(x, w), u), atol=1e-6, rtol=1e-6)
+        if not env.gauss_newton_hessian:  # see test_pendulum_angle_hessian_is_gauss_newton
+            np.testing.assert_allclose(Lxx, central_difference(lambda z: env.cost_derivatives(z, u).Lx, x), atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(Lxu, central_difference(lambda w: env.cost_derivatives(x, w).Lx, u), atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(Luu, central_difference(lambda w: env.cost_derivatives(x, w).Lu, u), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_terminal_cost_derivatives_match_finite_differences(env_id, rng):
+    env = make_unwrapped(env_id, **TERMINAL_KWARGS)
+    for x in env.sample_states(5, rng):
+        assert env.terminal_cost(x) > 0.0
+        Lx, Lxx = env.terminal_cost_derivatives(x)
+        np.testing.assert_allclose(Lx, central_difference(env.terminal_cost, x), atol=1e-6, rtol=1e-6)
+        if not env.gauss_newton_hessian:
+            np.testing.assert_allclose(Lxx, central_difference(lambda z: env.terminal_cost_derivatives(z).Lx, x), atol=1e-6, rtol=1e-6)
+
+
+def test_pendulum_angle_hessian_is_gauss_newton(rng):
+    """Lxx of the tip cost is R_x^T R_x = c l^2 while the true Hessian is c l^2 cos(th); all else is exact."""
+    env = make_unwrapped("dvp_rl/Pendulum-v0", l=1.5, w_terminal=2.0)
+    assert env.gauss_newton_hessian
+    for x in env.sample_states(5, rng):
+        u = np.array([0.3])
+        Lxx = env.cost_derivatives(x, u).Lxx
+        fd = central_difference(lambda z: env.cost_derivatives(z, u).Lx, x)
+        c = env.dt * env.weights["angle"] * env.l**2
+        np.testing.assert_allclose(fd[0, 0], c * np.cos(x[0]), rtol=1e-6, atol=1e-8)
+        assert Lxx[0, 0] == pytest.approx(c, rel=1e-12)
+        np.testing.assert_allclose(np.delete(Lxx.ravel(), 0), np.delete(fd.ravel(), 0), atol=1e-7)
+        tLxx = env.terminal_cost_derivatives(x).Lxx
+        tfd = central_difference(lambda z: env.terminal_cost_derivatives(z).Lx, x)
+        assert tLxx[0, 0] == pytest.approx(2.0 * env.weights["angle"] * env.l**2, rel=1e-12)
+        np.testing.assert_allclose(tfd[0, 0], tLxx[0, 0] * np.cos(x[0]), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_step_agrees_with_dynamics_and_cost(env_id, rng):
+    env = gym.make(env_id)
+    base = env.unwrapped
+    obs, _ = env.reset(seed=0)
+    for _ in range(10):
+        u = rng.uniform(base.action_low, base.action_high)
+        x = base.state.copy()
+        obs, reward, terminated, truncated, info = env.step(u.astype(np.float32))
+        expected = envs.base.wrap_angles(base.dynamics(x, u.astype(np.float32).astype(np.float64)), base.angle_dims)
+        np.testing.assert_allclose(obs, expected, rtol=1e-12, atol=1e-12)
+        assert reward == pytest.approx(-base.cost(x, u.astype(np.float32).astype(np.float64)), rel=1e-12)
+        assert not terminated
+
+
+def test_step_clips_actions_to_the_action_space():
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    env.reset(seed=0, options={"state": np.array([0.5, 0.0])})
+    obs, *_ = env.step(np.array([50.0]))
+    np.testing.assert_allclose(obs, env.dynamics(np.array([0.5, 0.0]), np.array([2.0])))
+
+
+def test_pendulum_matches_gymnasium_pendulum_physics(rng):
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    g, m, length, dt = 10.0, 1.0, 1.0, 0.05
+    for _ in range(5):
+        th, thdot = rng.uniform(-3, 3, 2)
+        u = rng.uniform(-2, 2)
+        new_thdot = thdot + (3 * g / (2 * length) * np.sin(th) + 3.0 / (m * length**2) * u) * dt
+        new_th = th + new_thdot * dt
+        np.testing.assert_allclose(env.dynamics(np.array([th, thdot]), np.array([u])), [new_th, new_thdot], atol=1e-12)
+
+
+def test_cartpole_matches_gymnasium_cartpole_physics(rng):
+    """Gymnasium CartPole's equations (semi-implicit Euler), with a continuous force."""
+    env = make_unwrapped("dvp_rl/CartPole-v0")
+    gravity, masspole, total_mass, length, tau = 9.8, 0.1, 1.1, 0.5, 0.02
+    polemass_length = masspole * length
+    for _ in range(5):
+        x, theta, x_dot, theta_dot = s = rng.uniform(-1, 1, 4)
+        force = rng.uniform(-10, 10)
+        temp = (force + polemass_length * theta_dot**2 * np.sin(theta)) / total_mass
+        thetaacc = (gravity * np.sin(theta) - np.cos(theta) * temp) / (length * (4.0 / 3.0 - masspole * np.cos(theta) ** 2 / total_mass))
+        xacc = temp - polemass_length * thetaacc * np.cos(theta) / total_mass
+        x_dot += tau * xacc
+        x += tau * x_dot
+        theta_dot += tau * thetaacc
+        theta += tau * theta_dot
+        np.testing.assert_allclose(env.dynamics(s, np.array([force])), [x, theta, x_dot, theta_dot], atol=1e-12)
+
+
+def test_unicycle_matches_its_closed_form(rng):
+    env = make_unwrapped("dvp_rl/Unicycle-v0", w_state=3.0, w_control=0.5)
+    x = rng.normal(size=3)
+    u = rng.normal(size=2)
+    expected = x + 0.1 * np.array([u[0] * np.cos(x[2]), u[0] * np.sin(x[2]), u[1]])
+    np.testing.assert_allclose(env.dynamics(x, u), expected, atol=1e-14)
+    assert env.cost(x, u) == pytest.approx(0.5 * 9.0 * x @ x + 0.5 * 0.25 * u @ u)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_bad_input_raises_clear_errors(env_id):
+    env = make_unwrapped(env_id)
+    x = np.zeros(env.nx)
+    u = np.zeros(env.nu)
+    with pytest.raises(ValueError, match=rf"shape \({env.nx},\)"):
+        env.dynamics(np.zeros(env.nx + 1), u)
+    with pytest.raises(ValueError, match=rf"shape \({env.nu},\)"):
+        env.cost(x, np.zeros((env.nu, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        env.dynamics(np.full(env.nx, np.nan), u)
+    with pytest.raises(ValueError, match="finite"):
+        env.terminal_cost(np.full(env.nx, np.inf))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step(np.array([np.nan] * env.nu))
+    with pytest.raises(TypeError, match="not_a_parameter"):
+        gym.make(env_id, not_a_parameter=1.0)
+
+
+def test_reset_from_a_given_state():
+    env = gym.make("dvp_rl/Unicycle-v0")
+    obs, _ = env.reset(seed=1, options={"state": [0.1, 0.2, 0.3]})
+    np.testing.assert_array_equal(obs, [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_sample_states_is_seeded_and_shaped(env_id):
+    env = make_unwrapped(env_id)
+    a = env.sample_states(7, 5)
+    assert a.shape == (7, env.nx)
+    np.testing.assert_array_equal(a, env.sample_states(7, np.random.default_rng(5)))
+    assert np.all(env.observation_space.contains(s) for s in a)
+
+
+def test_discounted_models_scale_the_cost(rng):
+    for env_id in ALL_ENV_IDS:
+        env = make_unwrapped(env_id, **TERMINAL_KWARGS)
+        x, u = (v[0] for v in random_points(env, rng, 1))
+        m, t = env.action_model(0.7), env.terminal_model(0.7)
+        d, td = m.createData(), t.createData()
+        m.calc(d, x, u)
+        t.calc(td, x)
+        assert d.cost == pytest.approx(0.7 * env.cost(x, u), rel=1e-12)
+        assert td.cost == pytest.approx(0.7 * env.terminal_cost(x), rel=1e-12)
+        np.testing.assert_allclose(m.u_lb, env.action_space.low)

@@ -1,0 +1,100 @@
+"""The Crocoddyl bridge: value gradients against finite differences, the LQ closed form, bounds, failures."""
+
+import numpy as np
+import pytest
+
+from dvp_rl.ocp import OptimalControlProblem, solve_ocp
+from tests.conftest import make_unwrapped
+
+
+def riccati(env, horizon: int, gamma: float):
+    """Finite-horizon discounted Riccati recursion of the LQ env: V_0(x) = 0.5 x^T P x, returns P (2, 2)."""
+    A, B, Q, R = env.A, env.B, env.Q, env.R
+    P = gamma**horizon * env.QT
+    for k in reversed(range(horizon)):
+        Qk, Rk = gamma**k * Q, gamma**k * R
+        K = np.linalg.solve(Rk + B.T @ P @ B, B.T @ P @ A)
+        P = Qk + A.T @ P @ (A - B @ K)
+    return P
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+@pytest.mark.parametrize("w_terminal", [0.0, 3.0])
+def test_linear_quadratic_value_equals_riccati(gamma, w_terminal, rng):
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0", w_terminal=w_terminal)
+    horizon = 30
+    P = riccati(env, horizon, gamma)
+    ocp = OptimalControlProblem(env, horizon, gamma, terminal="env")
+    for x0 in env.sample_states(4, rng):
+        r = ocp.solve(x0)
+        assert r.converged
+        np.testing.assert_allclose(r.cost, 0.5 * x0 @ P @ x0, rtol=1e-8)
+        np.testing.assert_allclose(r.Vx, P @ x0, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(r.Vxx, P, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "env_id, gamma",
+    [("dvp_rl/Unicycle-v0", 1.0), ("dvp_rl/Unicycle-v0", 0.95), ("dvp_rl/CartPole-v0", 0.99), ("dvp_rl/Pendulum-v0", 1.0)],
+)
+def test_value_gradient_matches_finite_difference_of_optimal_cost(env_id, gamma):
+    env = make_unwrapped(env_id)
+    ocp = OptimalControlProblem(env, 50, gamma, th_stop=1e-12, max_iter=500)
+    x0 = {"dvp_rl/Pendulum-v0": np.array([0.4, -0.3])}.get(env_id, env.sample_states(1, 7)[0])
+    r = ocp.solve(x0)
+    assert r.converged
+    h = 1e-4  # smaller steps drown in the solver's own tolerance (seen: 1e-5 gave 6e-5 noise once)
+    fd = np.empty(env.nx)
+    for i in range(env.nx):
+        e = np.zeros(env.nx)
+        e[i] = h
+        # warm-start from the solution so every perturbed solve lands in the same local optimum
+        plus, minus = ocp.solve(x0 + e, us_init=r.us), ocp.solve(x0 - e, us_init=r.us)
+        assert plus.converged and minus.converged
+        fd[i] = (plus.cost - minus.cost) / (2 * h)
+    np.testing.assert_allclose(r.Vx, fd, rtol=1e-5, atol=1e-7 * max(1.0, np.abs(fd).max()))
+
+
+def test_discount_weights_nodes_by_gamma_power():
+    env = make_unwrapped("dvp_rl/Unicycle-v0", w_terminal=2.0)
+    gamma, horizon = 0.8, 10
+    x0 = np.array([0.5, -0.3, 0.2])
+    r = solve_ocp(env, x0, horizon, terminal="env", gamma=gamma)
+    recomputed = sum(gamma**k * env.cost(r.xs[k], r.us[k]) for k in range(horizon)) + gamma**horizon * env.terminal_cost(r.xs[-1])
+    assert r.cost == pytest.approx(recomputed, rel=1e-10)
+    for k in range(horizon):  # the plan is dynamically feasible
+        np.testing.assert_allclose(r.xs[k + 1], env.dynamics(r.xs[k], r.us[k]), atol=1e-8)
+
+
+def test_plans_respect_the_action_space():
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    r = solve_ocp(env, np.array([np.pi - 0.1, 0.0]), 60)
+    assert np.all(r.us <= env.action_high + 1e-9) and np.all(r.us >= env.action_low - 1e-9)
+    assert np.isclose(np.abs(r.us).max(), 2.0)  # the swing-up saturates the torque
+
+
+def test_non_convergence_is_reported_not_raised():
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    r = OptimalControlProblem(env, 50, max_iter=1).solve(np.array([3.0, 0.0]))
+    assert not r.converged
+    assert r.iterations == 1
+
+
+def test_batch_solve_and_bad_input():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    X = env.sample_states(3, 0)
+    batch = solve_ocp(env, X, 20)
+    assert batch.cost.shape == (3,) and batch.Vx.shape == (3, 3) and batch.Vxx.shape == (3, 3, 3)
+    assert batch.converged.all()
+    single = solve_ocp(env, X[1], 20)
+    assert single.cost == pytest.approx(batch.cost[1], rel=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        solve_ocp(env, np.zeros(4), 20)
+    with pytest.raises(ValueError, match="finite"):
+        solve_ocp(env, np.array([np.nan, 0.0, 0.0]), 20)
+    with pytest.raises(ValueError, match="horizon"):
+        OptimalControlProblem(env, 0)
+    with pytest.raises(ValueError, match="gamma"):
+        OptimalControlProblem(env, 10, gamma=1.5)
+    with pytest.raises(TypeError, match="differentiable env"):
+        OptimalControlProblem(object(), 10)
