@@ -83,7 +83,7 @@ class OptimalControlProblem:
         horizon: int,
         gamma: float = 1.0,
         terminal: TerminalSpec = None,
-        max_iter: int = 100,
+        max_iter: int = 300,
         th_stop: float = 1e-9,
     ) -> None:
         self.env = unwrap(env)
@@ -219,7 +219,7 @@ def solve_ocp(
     horizon: int,
     terminal: TerminalSpec = None,
     gamma: float = 1.0,
-    max_iter: int = 100,
+    max_iter: int = 300,
     th_stop: float = 1e-9,
 ) -> SolveResult | BatchSolveResult:
     """Build and solve the horizon-``T`` problem of ``env`` from ``x0``.

@@ -1,0 +1,76 @@
+"""A DDP solve demo of each env: V, Vx at a start state and solve times at horizon T.
+
+The native reference is the same unicycle problem built straight from
+``crocoddyl.ActionModelUnicycle`` (no env layer), to show what the bridge costs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import crocoddyl
+import gymnasium as gym
+import numpy as np
+
+import envs
+from dvp_rl.ocp import OptimalControlProblem
+
+
+def _median_solve_ms(solve, states: np.ndarray) -> tuple[float, float]:
+    times, converged = [], 0
+    for x0 in states:
+        t0 = time.perf_counter()
+        ok = solve(x0)
+        times.append(time.perf_counter() - t0)
+        converged += bool(ok)
+    return 1e3 * float(np.median(times)), converged / len(states)
+
+
+def native_unicycle_solver(horizon: int, env: envs.UnicycleEnv) -> crocoddyl.SolverBoxFDDP:
+    """The unicycle problem of ``env`` built directly from Crocoddyl's native model."""
+    model = crocoddyl.ActionModelUnicycle()
+    model.dt = env.dt
+    model.costWeights = np.array([env.w_state, env.w_control])
+    model.u_lb, model.u_ub = env.action_low.copy(), env.action_high.copy()
+    terminal = crocoddyl.ActionModelUnicycle()
+    terminal.costWeights = np.array([env.w_terminal, 0.0])
+    solver = crocoddyl.SolverBoxFDDP(crocoddyl.ShootingProblem(np.zeros(3), [model] * horizon, terminal))
+    solver.th_stop = 1e-9
+    return solver
+
+
+def run_demo(env_ids: Sequence[str] = envs.ENV_IDS, horizon: int = 50, n_states: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Solve each env from ``n_states`` sampled states; print V, Vx of the first and the median solve time.
+
+    Returns ``{env_id: {"median_ms": ..., "converged": ...}}`` plus a ``"native unicycle"`` row.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    print(f"DDP (Crocoddyl box-FDDP), horizon T={horizon}, {n_states} start states per env, seed {seed}")
+    for env_id in env_ids:
+        env = gym.make(env_id).unwrapped
+        states = env.sample_states(n_states, seed)
+        ocp = OptimalControlProblem(env, horizon)
+        first = ocp.solve(states[0])
+        print(f"\n{env_id}: x0 = {np.array2string(states[0], precision=3)}")
+        print(f"  V(x0) = {first.cost:.6g}   Vx(x0) = {np.array2string(first.Vx, precision=4)}   "
+              f"iterations = {first.iterations}   converged = {first.converged}")
+        median_ms, rate = _median_solve_ms(lambda x0: ocp.solve(x0).converged, states)
+        rows[env_id] = {"median_ms": median_ms, "converged": rate}
+    if "dvp_rl/Unicycle-v0" in env_ids:
+        env = gym.make("dvp_rl/Unicycle-v0").unwrapped
+        solver = native_unicycle_solver(horizon, env)
+        states = env.sample_states(n_states, seed)
+
+        def native(x0: np.ndarray) -> bool:
+            solver.problem.x0 = x0
+            return solver.solve([x0] * (horizon + 1), [np.zeros(2)] * horizon, 100, False)
+
+        median_ms, rate = _median_solve_ms(native, states)
+        rows["native unicycle"] = {"median_ms": median_ms, "converged": rate}
+    print(f"\n{'problem':<28}{'median solve (ms)':>18}{'converged':>11}{'x native unicycle':>19}")
+    ref = rows.get("native unicycle", {}).get("median_ms")
+    for name, row in rows.items():
+        ratio = f"{row['median_ms'] / ref:.2f}" if ref else "-"
+        print(f"{name:<28}{row['median_ms']:>18.3f}{row['converged']:>11.0%}{ratio:>19}")
+    return rows
