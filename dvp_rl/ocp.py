@@ -40,11 +40,13 @@ class SolveResult(NamedTuple):
     Vxx: np.ndarray
     iterations: int
     converged: bool
+    n_transitions: int = 0
 
 
 class BatchSolveResult(NamedTuple):
     """Stacked :class:`SolveResult` of N solves: ``x0`` (N, nx), ``cost`` (N,), ``Vx`` (N, nx),
-    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, and ``us`` (N, T, nu)."""
+    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, ``us`` (N, T, nu) and
+    ``n_transitions`` (N,): node evaluations spent (see :class:`TransitionCounter`)."""
 
     x0: np.ndarray
     cost: np.ndarray
@@ -53,6 +55,7 @@ class BatchSolveResult(NamedTuple):
     iterations: np.ndarray
     converged: np.ndarray
     us: np.ndarray
+    n_transitions: np.ndarray
 
 
 def unwrap(env: Any) -> DifferentiableEnv:
@@ -64,6 +67,40 @@ def unwrap(env: Any) -> DifferentiableEnv:
             "make one with gymnasium.make('dvp_rl/...') after `import envs`"
         )
     return base
+
+
+class TransitionCounter(crocoddyl.CallbackAbstract):
+    """Counts the node evaluations (simulator transitions) of a solve.
+
+    Crocoddyl calls it once per iteration; each iteration is counted as one derivative
+    sweep over the T nodes plus one rollout of T nodes per line-search trial (read from
+    the accepted step length); at convergence it is called once more after the final
+    sweep, with no step. This is the DDP's counterpart of an RL agent's environment
+    steps. It errs on the high side: it is never below the number of running-model
+    ``calc`` calls (Crocoddyl reuses some), and within ~20% of it (tested on a Python model),
+    so comparisons with RL never flatter DDP.
+    """
+
+    def __init__(self, horizon: int, alphas: list[float]) -> None:
+        crocoddyl.CallbackAbstract.__init__(self)
+        self.horizon = horizon
+        self._trials = {round(float(a), 12): i + 1 for i, a in enumerate(alphas)}
+        self.count = 0
+        self._last_trials = 0
+
+    def reset(self) -> None:
+        self.count = 0
+        self._last_trials = 0
+
+    def __call__(self, solver: crocoddyl.SolverAbstract) -> None:
+        self._last_trials = self._trials.get(round(float(solver.stepLength), 12), len(self._trials))
+        self.count += self.horizon * (1 + self._last_trials)
+
+    def finish(self, converged: bool) -> int:
+        """The total, given whether the last call was the convergence check (no step)."""
+        if converged:
+            self.count -= self.horizon * self._last_trials
+        return self.count
 
 
 class OptimalControlProblem:
@@ -126,6 +163,8 @@ class OptimalControlProblem:
         # Crocoddyl's default floor of the regularisation (1e-9) biases Vxx by ~1e-8
         # relative; the solver still raises it whenever a step fails.
         self.solver.reg_min = 1e-12
+        self.counter = TransitionCounter(self.horizon, list(self.solver.alphas))
+        self.solver.setCallbacks([self.counter])
 
     def initial_guess(self, x0: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Zero controls and every state at ``x0`` (infeasible start, closed by FDDP).
@@ -156,10 +195,12 @@ class OptimalControlProblem:
             xs = list(self.problem.rollout(us)) if xs_init is None else [np.asarray(x, dtype=np.float64) for x in xs_init]
             xs[0] = x0
         solver = self.solver
+        self.counter.reset()
         try:
             converged = bool(solver.solve(xs, us, self.max_iter, False))
         except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
             return self._failed(x0)
+        n_transitions = self.counter.finish(converged)
         Vx = np.array(solver.Vx[0], dtype=np.float64).reshape(self.env.nx)
         Vxx = np.array(solver.Vxx[0], dtype=np.float64).reshape(self.env.nx, self.env.nx)
         cost = float(solver.cost)
@@ -172,6 +213,7 @@ class OptimalControlProblem:
             Vxx=Vxx,
             iterations=int(solver.iter),
             converged=converged and bool(finite),
+            n_transitions=n_transitions,
         )
 
     def _failed(self, x0: np.ndarray) -> SolveResult:
@@ -184,6 +226,7 @@ class OptimalControlProblem:
             Vxx=np.full((nx, nx), np.nan),
             iterations=int(self.solver.iter),
             converged=False,
+            n_transitions=self.counter.count,
         )
 
     def solve_many(self, x0s: np.ndarray, callback: Callable[[int], None] | None = None) -> BatchSolveResult:
@@ -210,6 +253,7 @@ def stack_results(x0s: np.ndarray, results: list[SolveResult], horizon: int, nu:
         iterations=np.array([r.iterations for r in results], dtype=np.int64),
         converged=np.array([r.converged for r in results], dtype=bool),
         us=np.array([r.us for r in results], dtype=np.float64).reshape(n, horizon, nu),
+        n_transitions=np.array([r.n_transitions for r in results], dtype=np.int64),
     )
 
 

@@ -98,3 +98,22 @@ def test_batch_solve_and_bad_input():
         OptimalControlProblem(env, 10, gamma=1.5)
     with pytest.raises(TypeError, match="differentiable env"):
         OptimalControlProblem(object(), 10)
+
+
+@pytest.mark.parametrize("max_control, max_iter", [(100.0, 300), (0.5, 300), (0.5, 5)])
+def test_transition_count_bounds_the_real_node_evaluations(max_control, max_iter):
+    """n_transitions >= the running-model calc calls, counted on the Python LQ model, and within 20%."""
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0", max_control=max_control)
+    ocp = OptimalControlProblem(env, 20, max_iter=max_iter)
+    calls = [0]
+    dynamics = env._dynamics
+
+    def counted(x, u):
+        calls[0] += 1
+        return dynamics(x, u)
+
+    env._dynamics = counted
+    for x0 in env.sample_states(3, 0) * 3:
+        calls[0] = 0
+        r = ocp.solve(x0)
+        assert calls[0] <= r.n_transitions <= 1.2 * calls[0]
