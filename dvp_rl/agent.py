@@ -1,0 +1,476 @@
+"""The DVP agent: Differential Value Programming with the Stable-Baselines3 interface."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.logger import HParam, Logger, configure
+from stable_baselines3.common.utils import configure_logger
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from dvp_rl.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from dvp_rl.ocp import OptimalControlProblem, unwrap
+from dvp_rl.sampling import SolveSpec, default_workers, make_env, make_pool, solve_states
+from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
+from dvp_rl.terminal import value_terminal
+from dvp_rl.value_networks import ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
+
+#: constructor arguments saved with the agent (everything but env, logging and device)
+HYPERPARAMETERS = (
+    "horizon", "n_samples", "gamma", "value_net", "net_arch", "residual_dim", "sobolev_weights", "learning_rate",
+    "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "initial_terminal", "mpc_horizon",
+    "max_iter", "th_stop", "seed",
+)  # fmt: skip
+
+
+class DVP:
+    """Differential Value Programming (Parag, Kleff, Saci, Mansard, Stasse, ICRA 2022).
+
+    Each iteration samples start states, solves a horizon-``T`` problem from each with
+    DDP (Crocoddyl), whose terminal cost is the value network of the previous iteration
+    (zero, or the env's terminal cost, at the first), and fits the network to the optimal
+    costs ``V`` and their gradients ``Vx`` with a Sobolev loss. Iteration ``i`` thus sees an
+    effective horizon of ``(i + 1) T``. ``predict`` runs model-predictive control with the
+    learned value as terminal cost.
+
+    :param env: a dvp_rl env id (``"dvp_rl/Unicycle-v0"``) or an env made with ``gymnasium.make``
+    :param horizon: DDP horizon ``T`` (running nodes)
+    :param n_samples: start states solved per iteration
+    :param gamma: discount (node k weighted by ``gamma**k``); 1.0 in the paper's experiments
+    :param value_net: ``"gauss_residual"`` (``V = ||r||^2``, Gauss-Newton Hessian) or ``"feed_forward"``
+    :param net_arch: hidden widths of the tanh MLP (paper: 3 x 64)
+    :param residual_dim: size of the residual ``r`` (Gauss-residual only; paper: 3)
+    :param sobolev_weights: ``SobolevWeights``, a dict, or a ``(value, gradient[, hessian])`` tuple
+    :param learning_rate: Adam learning rate
+    :param batch_size: minibatch size of the fit
+    :param max_epochs: epoch budget of each fit
+    :param patience: early-stopping patience (epochs without a better validation loss)
+    :param polish_steps: full-batch L-BFGS iterations after Adam in each fit (0: none)
+    :param validation_fraction: share of each dataset held out for early stopping
+    :param n_validation: fixed states on which the Bellman residual is measured
+    :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
+    :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: DDP stopping threshold
+    :param n_workers: processes solving in parallel (``None``: all cores; 1: in this process)
+    :param env_kwargs: keyword arguments of ``gymnasium.make`` when ``env`` is an id
+    :param seed: seeds sampling, the network's initialisation and the fits
+    :param device: torch device of the fit (``"auto"``: CPU, measured faster for these nets)
+    :param tensorboard_log: folder of tensorboard runs (``{tensorboard_log}/{tb_log_name}_{N}``)
+    :param checkpoint_dir: where ``learn`` writes ``dvp_checkpoint.zip`` after every iteration
+        (``"auto"``: the logger's folder when there is one; ``None``: no checkpoints)
+    :param verbose: 0 silent, 1 training logs on stdout
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        horizon: int = 50,
+        n_samples: int = 1000,
+        gamma: float = 1.0,
+        value_net: str = "gauss_residual",
+        net_arch: Sequence[int] = (64, 64, 64),
+        residual_dim: int = 3,
+        sobolev_weights: SobolevWeights | dict | Sequence[float] = (1.0, 1.0),
+        learning_rate: float = 1e-3,
+        batch_size: int = 64,
+        max_epochs: int = 300,
+        patience: int = 30,
+        polish_steps: int = 200,
+        validation_fraction: float = 0.2,
+        n_validation: int = 200,
+        initial_terminal: str = "zero",
+        mpc_horizon: int | None = None,
+        max_iter: int = 300,
+        th_stop: float = 1e-9,
+        n_workers: int | None = 1,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        device: str = "auto",
+        tensorboard_log: str | None = None,
+        checkpoint_dir: str | None = "auto",
+        verbose: int = 0,
+    ) -> None:
+        if isinstance(env, str):
+            self.env_id, self.env_kwargs = env, dict(env_kwargs or {})
+            self.env = make_env(self.env_id, self.env_kwargs)
+        else:
+            spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
+            if spec is None:
+                raise ValueError("DVP rebuilds the env in its solvers from env.spec: make it with gymnasium.make(id, **kwargs)")
+            self.env_id, self.env_kwargs = spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
+            self.env = env
+        self.system = unwrap(self.env)
+        if initial_terminal not in ("zero", "env"):
+            raise ValueError(f"initial_terminal must be 'zero' or 'env', got {initial_terminal!r}")
+        if int(n_samples) < 10:
+            raise ValueError(f"n_samples must be >= 10, got {n_samples}")
+        self.horizon = int(horizon)
+        self.n_samples = int(n_samples)
+        self.gamma = float(gamma)
+        self.value_net = value_net
+        self.net_arch = tuple(int(w) for w in net_arch)
+        self.residual_dim = int(residual_dim)
+        self.sobolev_weights = _as_weights(sobolev_weights)
+        self.learning_rate = float(learning_rate)
+        self.batch_size = int(batch_size)
+        self.max_epochs = int(max_epochs)
+        self.patience = int(patience)
+        self.polish_steps = int(polish_steps)
+        self.validation_fraction = float(validation_fraction)
+        self.n_validation = int(n_validation)
+        self.initial_terminal = initial_terminal
+        self.mpc_horizon = int(mpc_horizon) if mpc_horizon is not None else self.horizon
+        self.max_iter = int(max_iter)
+        self.th_stop = float(th_stop)
+        self.n_workers = default_workers() if n_workers is None else int(n_workers)
+        self.seed = seed
+        self.device = torch.device("cpu" if device == "auto" else device)
+        self.tensorboard_log = tensorboard_log
+        self.checkpoint_dir = checkpoint_dir
+        self.verbose = int(verbose)
+        OptimalControlProblem(self.system, self.horizon, self.gamma)  # validates horizon and gamma early
+
+        self.iteration = 0
+        self.num_timesteps = 0
+        self.failed_solves = 0
+        self._logger: Logger | None = None
+        self._custom_logger = False
+        self._vec_env: VecEnv | None = None
+        self._mpc: OptimalControlProblem | None = None
+        self._mpc_key = -1
+        self._warm_starts: dict[int, np.ndarray] = {}
+        self._setup_model()
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_model(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        kwargs: dict[str, Any] = {"net_arch": self.net_arch, "angle_dims": self.system.angle_dims}
+        if self.value_net == "gauss_residual":
+            kwargs["residual_dim"] = self.residual_dim
+        self.policy_net: ValueNetwork = make_value_network(self.value_net, self.system.nx, **kwargs).to(self.device)
+        self.policy_net.fit_normalisation(self.system.sample_states(max(1000, self.n_samples), self._rng))
+        self._validation_states = self.system.sample_states(self.n_validation, self._rng)
+        self._validation_values: np.ndarray | None = None
+        self._arrays = self.policy_net.export()
+
+    @property
+    def logger(self) -> Logger:
+        """The SB3 logger (stdout when ``verbose``; tensorboard when ``tensorboard_log``)."""
+        if self._logger is None:
+            self._logger = configure(None, ["stdout"] if self.verbose else [])
+        return self._logger
+
+    def set_logger(self, logger: Logger) -> None:
+        """Use a custom SB3 logger (e.g. ``configure(folder, ["stdout", "csv", "tensorboard"])``)."""
+        self._logger = logger
+        self._custom_logger = True
+
+    def get_env(self) -> VecEnv:
+        """The env as a one-env ``VecEnv`` (what SB3 callbacks expect as ``training_env``)."""
+        if self._vec_env is None:
+            self._vec_env = DummyVecEnv([lambda: make_env(self.env_id, self.env_kwargs)])
+        return self._vec_env
+
+    def _solve_spec(self) -> SolveSpec:
+        if self.iteration == 0:
+            terminal = None if self.initial_terminal == "zero" else "env"
+        else:
+            terminal = self._arrays
+        return SolveSpec(self.env_id, self.env_kwargs, self.horizon, self.gamma, terminal, self.max_iter, self.th_stop)
+
+    # ------------------------------------------------------------------ learning
+    def learn(
+        self,
+        total_iterations: int,
+        callback: BaseCallback | list[BaseCallback] | Any = None,
+        log_interval: int = 1,
+        tb_log_name: str = "DVP",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> "DVP":
+        """Run ``total_iterations`` DVP iterations; returns ``self``.
+
+        :param callback: SB3 callback(s), called once per iteration (returning False stops)
+        :param log_interval: dump the logs every ``log_interval`` iterations
+        :param reset_num_timesteps: start the counters (and a new tensorboard run) afresh;
+            ``False`` continues a loaded checkpoint where it stopped
+        :param progress_bar: show a progress bar over the solves of each iteration
+        """
+        if int(total_iterations) < 1:
+            raise ValueError(f"total_iterations must be >= 1, got {total_iterations}")
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        if not self._custom_logger:
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        callback = self._init_callback(callback)
+        self._record_hparams()
+        checkpoint = self._checkpoint_path()
+        pool = make_pool(self.n_workers) if self.n_workers > 1 else None
+        callback.on_training_start(locals(), globals())
+        try:
+            for _ in range(int(total_iterations)):
+                self._iterate(pool, progress_bar)
+                if checkpoint is not None:
+                    self.save(checkpoint)
+                if self.iteration % max(1, log_interval) == 0:
+                    self.logger.dump(self.num_timesteps)
+                if not callback.on_step():
+                    break
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        callback.on_training_end()
+        return self
+
+    def _init_callback(self, callback: Any) -> BaseCallback:
+        if isinstance(callback, list):
+            callback = CallbackList(callback)
+        elif callback is None:
+            callback = CallbackList([])
+        elif not isinstance(callback, BaseCallback):
+            callback = ConvertCallback(callback)
+        callback.init_callback(self)  # type: ignore[arg-type]
+        return callback
+
+    def _record_hparams(self) -> None:
+        hparams = {k: _jsonable(v) for k, v in self.hyperparameters().items()}
+        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        hparams["env_id"] = self.env_id
+        metrics = {"dvp/bellman_residual": 0.0, "train/value_loss": 0.0}
+        self.logger.record("hparams", HParam(hparams, metrics), exclude=("stdout", "log", "json", "csv"))
+
+    def _checkpoint_path(self) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        if self.checkpoint_dir == "auto":
+            folder = self.logger.get_dir()
+            return None if folder is None else Path(folder) / "dvp_checkpoint.zip"
+        return Path(self.checkpoint_dir) / "dvp_checkpoint.zip"
+
+    def _iterate(self, pool: Any, progress_bar: bool) -> FitResult:
+        """One DVP iteration: sample, solve, fit, measure."""
+        t_start = time.perf_counter()
+        states = self.system.sample_states(self.n_samples, self._rng)
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(states), desc=f"DVP iteration {self.iteration + 1} solves", unit="solve", leave=False)
+        batch = solve_states(self._solve_spec(), states, pool, progress=None if bar is None else bar.update)
+        if bar is not None:
+            bar.close()
+        t_solved = time.perf_counter()
+        ok = batch.converged
+        n_failed = int((~ok).sum())
+        self.failed_solves += n_failed
+        self.num_timesteps += int(batch.n_transitions.sum())
+        if ok.sum() < 10:
+            raise RuntimeError(
+                f"only {int(ok.sum())} of {len(states)} DDP solves converged at iteration {self.iteration + 1}; "
+                "raise max_iter or check the env's cost and bounds"
+            )
+        weights = self.sobolev_weights
+        result = fit_value_network(
+            self.policy_net,
+            states[ok],
+            batch.cost[ok],
+            batch.Vx[ok],
+            batch.Vxx[ok] if weights.hessian > 0 else None,
+            weights=weights,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            validation_fraction=self.validation_fraction,
+            seed=int(self._rng.integers(2**31)),
+            device=self.device,
+            polish_steps=self.polish_steps,
+        )
+        self._arrays = self.policy_net.export()
+        t_fitted = time.perf_counter()
+        values = np.asarray(numpy_value(self._arrays, self._validation_states))
+        residual = float(np.mean((values - self._validation_values) ** 2)) if self._validation_values is not None else float("nan")
+        self._validation_values = values
+        self.iteration += 1
+
+        log = self.logger.record
+        log("train/iteration", self.iteration)
+        log("train/value_loss", result.value_loss)
+        log("train/gradient_loss", result.gradient_loss)
+        if weights.hessian > 0:
+            log("train/hessian_loss", result.hessian_loss)
+        log("train/epochs", result.epochs)
+        log("dvp/bellman_residual", residual)
+        log("dvp/effective_horizon", self.iteration * self.horizon)
+        log("ddp/mean_iterations", float(batch.iterations[ok].mean()))
+        log("ddp/failed_solves", n_failed)
+        log("time/solve_s", t_solved - t_start)
+        log("time/fit_s", t_fitted - t_solved)
+        log("time/iteration", time.perf_counter() - t_start)
+        log("time/solves_per_s", len(states) / max(t_solved - t_start, 1e-9))
+        log("time/total_timesteps", self.num_timesteps)
+        return result
+
+    # ------------------------------------------------------------------ inference
+    def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
+        obs = np.asarray(observation, dtype=np.float64)
+        nx = self.system.nx
+        if obs.shape == (nx,):
+            single = True
+            obs = obs[None]
+        elif obs.ndim == 2 and obs.shape[1] == nx:
+            single = False
+        else:
+            raise ValueError(f"observation must have shape ({nx},) or (n_envs, {nx}), got shape {obs.shape}")
+        if not np.all(np.isfinite(obs)):
+            raise ValueError(f"observation must be finite, got {observation}")
+        return obs, single
+
+    def _mpc_problem(self) -> OptimalControlProblem:
+        if self._mpc is None or self._mpc_key != self.iteration:
+            terminal = value_terminal(self._arrays, self.system.nx, self.system.nu) if self.iteration > 0 else None
+            self._mpc = OptimalControlProblem(self.system, self.mpc_horizon, self.gamma, terminal, self.max_iter, self.th_stop)
+            self._mpc_key = self.iteration
+            self._warm_starts.clear()
+        return self._mpc
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """MPC action(s): solve from each observation with the learned terminal value, apply the first control.
+
+        Warm-started from the previous call's plan (shifted by one step) for each env index;
+        ``episode_start[i]`` drops that warm start. ``state`` is unused (no recurrent state).
+
+        :param observation: (nx,) or (n_envs, nx)
+        :return: ``(action, None)`` with ``action`` (nu,) or (n_envs, nu), ``float32``, inside the action space
+        """
+        obs, single = self._check_observation(observation)
+        mpc = self._mpc_problem()
+        starts = np.zeros(len(obs), dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(-1)
+        actions = np.empty((len(obs), self.system.nu))
+        for i, x0 in enumerate(obs):
+            warm = None if starts[i] else self._warm_starts.get(i)
+            result = mpc.solve(x0, us_init=warm)
+            if not np.all(np.isfinite(result.us)):
+                result = mpc.solve(x0)  # a warm start that broke the solver: retry cold
+            if np.all(np.isfinite(result.us)):
+                self._warm_starts[i] = np.concatenate([result.us[1:], result.us[-1:]])
+                actions[i] = result.us[0]
+            else:
+                self._warm_starts.pop(i, None)
+                raise RuntimeError(f"MPC solve failed from observation {x0}")
+        actions = np.clip(actions, self.system.action_low, self.system.action_high).astype(np.float32)
+        return (actions[0] if single else actions), None
+
+    def value(self, states: np.ndarray) -> np.ndarray:
+        """Learned ``V`` of states (N, nx) -> (N,) (or a float for one state (nx,))."""
+        obs, single = self._check_observation(states)
+        V = np.asarray(numpy_value(self._arrays, obs))
+        return V[0] if single else V
+
+    def value_derivatives(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(V (N,), Vx (N, nx), Vxx (N, nx, nx))`` of the learned value (Gauss-Newton Hessian for Gauss-residual)."""
+        obs, single = self._check_observation(states)
+        d = numpy_value_derivatives(self._arrays, obs)
+        if single:
+            return d.V[0], d.Vx[0], d.Vxx[0]
+        return d.V, d.Vx, d.Vxx
+
+    # ------------------------------------------------------------------ persistence
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments that define the algorithm (JSON-serialisable)."""
+        return {k: _jsonable(getattr(self, k)) for k in HYPERPARAMETERS}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save to one zip (hyper-parameters as JSON, the network's state dict, training state); atomic."""
+        data = {
+            "class": type(self).__name__,
+            "env_id": self.env_id,
+            "env_kwargs": _jsonable(self.env_kwargs),
+            "hyperparameters": self.hyperparameters(),
+            "net_config": self.policy_net.config | ({"residual_dim": self.residual_dim} if self.value_net == "gauss_residual" else {}),
+            "iteration": self.iteration,
+            "num_timesteps": self.num_timesteps,
+            "failed_solves": self.failed_solves,
+            "rng_state": self._rng.bit_generator.state,
+        }
+        arrays = {"validation_states": self._validation_states}
+        if self._validation_values is not None:
+            arrays["validation_values"] = self._validation_values
+        return write_checkpoint(path, _jsonable(data), self.policy_net.state_dict(), arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, **kwargs: Any) -> "DVP":
+        """Load a saved agent; ``env`` defaults to the saved env id and kwargs; ``kwargs`` override settings
+        such as ``n_workers``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
+
+        Raises :class:`dvp_rl.checkpoint.CheckpointError` on a corrupt, truncated or incompatible file.
+        """
+        data, state_dict, arrays = read_checkpoint(path)
+        if data.get("class") != cls.__name__:
+            raise CheckpointError(f"{path} holds a {data.get('class')!r}, not a {cls.__name__}")
+        try:
+            hyper = dict(data["hyperparameters"])
+            hyper["net_arch"] = tuple(hyper["net_arch"])
+            env_arg = env if env is not None else data["env_id"]
+            env_kwargs = data.get("env_kwargs") if isinstance(env_arg, str) else None
+            agent = cls(env_arg, env_kwargs=env_kwargs, **{**hyper, **kwargs})
+            if agent.system.nx != agent.policy_net.nx:
+                raise CheckpointError("state dimension mismatch")
+            agent.policy_net.load_state_dict(state_dict)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path} is incompatible with this env or dvp_rl version ({type(exc).__name__}: {exc})") from exc
+        if agent.env_id != data["env_id"]:
+            raise CheckpointError(f"{path} was trained on {data['env_id']!r}, not {agent.env_id!r}")
+        agent.iteration = int(data["iteration"])
+        agent.num_timesteps = int(data["num_timesteps"])
+        agent.failed_solves = int(data.get("failed_solves", 0))
+        agent._rng.bit_generator.state = data["rng_state"]
+        agent._validation_states = arrays["validation_states"]
+        agent._validation_values = arrays.get("validation_values")
+        agent._arrays = agent.policy_net.export()
+        return agent
+
+
+def _as_weights(weights: SobolevWeights | dict | Sequence[float]) -> SobolevWeights:
+    if isinstance(weights, SobolevWeights):
+        return weights
+    if isinstance(weights, dict):
+        return SobolevWeights(**weights)
+    values = tuple(float(w) for w in weights)
+    if len(values) not in (2, 3):
+        raise ValueError(f"sobolev_weights must be (value, gradient[, hessian]), got {weights}")
+    return SobolevWeights(*values)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, SobolevWeights):
+        return asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
