@@ -1,0 +1,162 @@
+"""The DVP agent: LQR closed form, SB3 interface, persistence, resume, callbacks, bad input."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.linalg
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from dvp_rl.agent import DVP
+from dvp_rl.checkpoint import CheckpointError
+from dvp_rl.sampling import make_env
+
+TINY = dict(horizon=10, n_samples=60, max_epochs=15, polish_steps=10, n_validation=20, net_arch=(16, 16))
+
+
+def tiny_agent(**kwargs) -> DVP:
+    return DVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, **kwargs})
+
+
+def test_learned_value_matches_discounted_riccati_on_the_lq_env():
+    """T=5 with gamma=0.8 truncates 0.8^5 = 33% of the cost; iterating recovers the infinite horizon."""
+    gamma = 0.8
+    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, gamma=gamma, n_samples=300, max_epochs=200, seed=0, checkpoint_dir=None)
+    env = agent.system
+    P = scipy.linalg.solve_discrete_are(np.sqrt(gamma) * env.A, np.sqrt(gamma) * env.B, env.Q, env.R)
+    X = env.sample_states(200, 1)
+    V_star = 0.5 * np.einsum("ni,ij,nj->n", X, P, X)
+    Vx_star = X @ P
+
+    def rel(v, ref):
+        return np.sqrt(np.mean((v - ref) ** 2) / np.mean(ref**2))
+
+    agent.learn(1)
+    assert rel(agent.value(X), V_star) > 0.2  # one horizon alone is far off
+    agent.learn(5, reset_num_timesteps=False)
+    V, Vx, _ = agent.value_derivatives(X)
+    assert rel(V, V_star) < 1e-3
+    assert rel(Vx, Vx_star) < 1e-2
+    assert agent.iteration == 6
+
+
+def test_save_load_gives_identical_predict_and_value(tmp_path):
+    agent = tiny_agent().learn(1)
+    X = agent.system.sample_states(5, 3)
+    path = agent.save(tmp_path / "agent")
+    assert path.name == "agent.zip"
+    loaded = DVP.load(path)
+    np.testing.assert_array_equal(loaded.value(X), agent.value(X))
+    for a, b in zip(agent.value_derivatives(X), loaded.value_derivatives(X)):
+        np.testing.assert_array_equal(a, b)
+    agent._warm_starts.clear()
+    np.testing.assert_array_equal(loaded.predict(X[0])[0], agent.predict(X[0])[0])
+    assert loaded.iteration == 1 and loaded.num_timesteps == agent.num_timesteps > 0
+    with zipfile.ZipFile(path) as archive:
+        assert {"data", "value_net.pth", "dvp_rl_version", "system_info.txt"} <= set(archive.namelist())
+
+
+class CrashAfter(BaseCallback):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def _on_step(self) -> bool:
+        if self.n_calls >= self.n:
+            raise KeyboardInterrupt("simulated crash")
+        return True
+
+
+def test_resume_after_a_crash_loses_no_finished_iteration(tmp_path):
+    reference = tiny_agent().learn(3)
+    agent = tiny_agent(checkpoint_dir=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(3, callback=CrashAfter(2))
+    resumed = DVP.load(tmp_path / "dvp_checkpoint.zip", checkpoint_dir=str(tmp_path))
+    assert resumed.iteration == 2
+    resumed.learn(1, reset_num_timesteps=False)
+    assert resumed.iteration == 3
+    assert resumed.num_timesteps == reference.num_timesteps
+    X = reference.system.sample_states(10, 9)
+    np.testing.assert_allclose(resumed.value(X), reference.value(X), rtol=1e-9)
+
+
+class StopAfter(BaseCallback):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.started = False
+
+    def _on_training_start(self) -> None:
+        self.started = True
+
+    def _on_step(self) -> bool:
+        return self.n_calls < self.n
+
+
+def test_callback_returning_false_stops_learn():
+    stop, other = StopAfter(1), StopAfter(100)
+    agent = tiny_agent().learn(5, callback=CallbackList([stop, other]))
+    assert agent.iteration == 1
+    assert stop.started and other.n_calls == 1 and other.num_timesteps == agent.num_timesteps
+
+
+def test_evaluate_policy_runs_mpc():
+    agent = tiny_agent(mpc_horizon=5).learn(1)
+    env = make_env("dvp_rl/Unicycle-v0", {"max_episode_steps": 10})
+    mean, std = evaluate_policy(agent, env, n_eval_episodes=2)
+    assert np.isfinite(mean) and mean < 0
+
+
+def test_predict_batches_and_respects_bounds():
+    agent = tiny_agent()
+    X = agent.system.sample_states(3, 0) * 5
+    actions, state = agent.predict(X, episode_start=np.ones(3, dtype=bool))
+    assert actions.shape == (3, 2) and actions.dtype == np.float32 and state is None
+    assert np.all(actions <= agent.system.action_high) and np.all(actions >= agent.system.action_low)
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    agent = tiny_agent()
+    with pytest.raises(ValueError, match=r"shape \(3,\) or \(n_envs, 3\)"):
+        agent.predict(np.zeros(4))
+    with pytest.raises(ValueError, match="finite"):
+        agent.predict(np.array([np.nan, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="finite"):
+        agent.value(np.array([[0.0, np.inf, 0.0]]))
+    with pytest.raises(ValueError, match="unknown env id"):
+        DVP("dvp_rl/NoSuchEnv-v0")
+    with pytest.raises(ValueError, match="initial_terminal"):
+        tiny_agent(initial_terminal="bogus")
+    with pytest.raises(ValueError, match="unknown value network kind"):
+        tiny_agent(value_net="transformer")
+    path = agent.save(tmp_path / "ok.zip")
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        DVP.load(truncated)
+    garbage = tmp_path / "garbage.zip"
+    garbage.write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError):
+        DVP.load(garbage)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        DVP.load(tmp_path / "missing.zip")
+    with pytest.raises(CheckpointError):
+        DVP.load(path, env="dvp_rl/Pendulum-v0")  # another system: incompatible network
+
+
+def test_tensorboard_logging_and_auto_checkpoint(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    agent = tiny_agent(tensorboard_log=str(tmp_path), checkpoint_dir="auto").learn(2, tb_log_name="run")
+    run_dir = tmp_path / "run_1"
+    assert (run_dir / "dvp_checkpoint.zip").exists()
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ["train/value_loss", "train/gradient_loss", "dvp/bellman_residual", "ddp/mean_iterations", "ddp/failed_solves",
+                "time/solve_s", "time/fit_s", "time/iteration"]:
+        assert tag in tags, tag
+    steps = [e.step for e in acc.Scalars("train/value_loss")]
+    assert steps[-1] == agent.num_timesteps
