@@ -69,6 +69,10 @@ def unwrap(env: Any) -> DifferentiableEnv:
     return base
 
 
+#: named initial guesses, see :meth:`OptimalControlProblem.initial_guess`
+GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus")
+
+
 class TransitionCounter(crocoddyl.CallbackAbstract):
     """Counts the node evaluations (simulator transitions) of a solve.
 
@@ -166,13 +170,46 @@ class OptimalControlProblem:
         self.counter = TransitionCounter(self.horizon, list(self.solver.alphas))
         self.solver.setCallbacks([self.counter])
 
-    def initial_guess(self, x0: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Zero controls and every state at ``x0`` (infeasible start, closed by FDDP).
+    def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
+        """``(xs_init or None, us_init)`` of the named guess from ``x0``.
 
-        On the pendulum this converged in 97.5% of 40 sampled starts against 87.5%
-        for the zero-control rollout, and to lower costs.
+        ``hold``: every state at ``x0``, zero controls (an infeasible start that FDDP closes; on
+        the pendulum it converged in 97.5% of 40 starts against 87.5% for a zero-control
+        rollout); ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half
+        the control bound, +/-, over the first fifth of the horizon, then zero, rolled out
+        (breaks the symmetry of swing-ups and turns, which have local optima).
         """
-        return [x0.copy() for _ in range(self.horizon + 1)], [np.zeros(self.env.nu) for _ in range(self.horizon)]
+        env, T = self.env, self.horizon
+        if name == "hold":
+            return [x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)]
+        us = [np.zeros(env.nu) for _ in range(T)]
+        if name in ("push_plus", "push_minus"):
+            push = 0.5 * (env.action_high if name == "push_plus" else env.action_low)
+            for k in range(max(1, T // 5)):
+                us[k] = push.copy()
+        elif name != "zero_rollout":
+            raise ValueError(f"unknown initial guess {name!r}; expected one of {GUESSES}")
+        return None, us
+
+    def solve_best(self, x0: np.ndarray, guesses: tuple[str, ...] = ("hold",)) -> SolveResult:
+        """Solve from each named initial guess and keep the lowest converged cost.
+
+        ``n_transitions`` adds up all the solves; ``converged`` is False only if none converged
+        (then the last attempt is returned).
+        """
+        if not guesses:
+            raise ValueError("guesses must name at least one initial guess")
+        best: SolveResult | None = None
+        last: SolveResult | None = None
+        total = 0
+        for name in guesses:
+            xs, us = self.initial_guess(np.asarray(x0, dtype=np.float64), name)
+            last = self.solve(x0, xs_init=xs, us_init=us)
+            total += last.n_transitions
+            if last.converged and (best is None or last.cost < best.cost):
+                best = last
+        chosen = best if best is not None else last
+        return chosen._replace(n_transitions=total)
 
     def solve(
         self,

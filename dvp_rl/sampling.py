@@ -34,6 +34,7 @@ class SolveSpec:
     :param terminal: ``None`` (zero), ``"env"``, or a value network as :class:`NetworkArrays`
     :param max_iter: DDP iteration budget
     :param th_stop: Crocoddyl's stopping threshold
+    :param guesses: initial guesses tried per state, best converged kept (``None``: the env's ``ddp_guesses``)
     """
 
     env_id: str
@@ -43,6 +44,7 @@ class SolveSpec:
     terminal: None | str | NetworkArrays = None
     max_iter: int = 300
     th_stop: float = 1e-9
+    guesses: tuple[str, ...] | None = None
 
     def problem_key(self) -> tuple:
         """Identifies the running models (everything but the terminal)."""
@@ -95,7 +97,8 @@ def problem_for(spec: SolveSpec) -> OptimalControlProblem:
 
 def _solve_chunk(spec: SolveSpec, states: np.ndarray) -> list[SolveResult]:
     ocp = problem_for(spec)
-    return [ocp.solve(x0) for x0 in states]
+    guesses = spec.guesses if spec.guesses is not None else ocp.env.ddp_guesses
+    return [ocp.solve_best(x0, guesses) for x0 in states]
 
 
 def default_workers() -> int:
@@ -137,13 +140,12 @@ def solve_states(
         raise ValueError(f"states must have shape (N, nx), got {states.shape}")
     n = len(states)
     if pool is None:
-        ocp = problem_for(spec)
         results = []
         for x0 in states:
-            results.append(ocp.solve(x0))
+            results.extend(_solve_chunk(spec, x0[None]))
             if progress is not None:
                 progress(1)
-        return stack_results(states, results, spec.horizon, ocp.env.nu)
+        return stack_results(states, results, spec.horizon, problem_for(spec).env.nu)
     workers = getattr(pool, "_max_workers", 1)
     size = chunk_size or max(1, int(np.ceil(n / (4 * workers))))
     chunks = [states[i : i + size] for i in range(0, n, size)]

@@ -101,6 +101,11 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     #: True where ``Lxx`` is Crocoddyl's Gauss-Newton approximation ``R_x^T W R_x`` of a
     #: nonlinear residual cost rather than the exact Hessian (documented per env)
     gauss_newton_hessian: bool = False
+    #: steps after which the running cost of an optimal trajectory has died out (ground truth at gamma = 1)
+    value_horizon: int = 400
+    #: DDP initial guesses worth trying from each state (``dvp_rl.ocp.GUESSES``); more than one
+    #: where the task has local optima
+    ddp_guesses: tuple[str, ...] = ("hold",)
 
     nx: int
     nu: int

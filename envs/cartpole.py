@@ -56,6 +56,7 @@ class CartPoleEnv(CrocoddylEnv):
 
     nx = 4
     nu = 1
+    value_horizon = 500  # 10 s
 
     def __init__(
         self,

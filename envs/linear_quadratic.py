@@ -45,6 +45,7 @@ class LinearQuadraticEnv(NumpySystemEnv):
 
     nx = 2
     nu = 1
+    value_horizon = 400  # 40 s
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ import numpy as np
 import pinocchio
 
 from envs.base import CrocoddylEnv, reject_unknown_kwargs, uniform_box
-from envs.multibody import CostTerm, SelectedJointsActuation, add_body, euler_model, rod_inertia
+from envs.multibody import CostTerm, add_body, euler_model, rod_inertia
 
 
 class PendulumEnv(CrocoddylEnv):
@@ -57,6 +57,8 @@ class PendulumEnv(CrocoddylEnv):
     nu = 1
     angle_dims = (0,)
     gauss_newton_hessian = True
+    value_horizon = 300  # 15 s: swing-ups take under 5 s
+    ddp_guesses = ("hold", "zero_rollout", "push_plus", "push_minus")  # local optima
 
     def __init__(
         self,

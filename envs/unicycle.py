@@ -44,6 +44,8 @@ class UnicycleEnv(CrocoddylEnv):
 
     nx = 3
     nu = 2
+    value_horizon = 300  # 30 s
+    ddp_guesses = ("hold", "zero_rollout", "push_plus", "push_minus")  # local optima
 
     def __init__(
         self,
