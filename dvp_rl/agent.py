@@ -224,9 +224,10 @@ class DVP:
                 self._iterate(pool, progress_bar)
                 if checkpoint is not None:
                     self.save(checkpoint)
+                keep_going = callback.on_step()  # before the dump, so eval/* lands in this iteration's row
                 if self.iteration % max(1, log_interval) == 0:
                     self.logger.dump(self.num_timesteps)
-                if not callback.on_step():
+                if not keep_going:
                     break
         finally:
             if pool is not None:
