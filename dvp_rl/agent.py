@@ -369,8 +369,11 @@ class DVP:
         for i, x0 in enumerate(obs):
             warm = None if starts[i] else self._warm_starts.get(i)
             result = mpc.solve(x0, us_init=warm)
-            if not np.all(np.isfinite(result.us)):
-                result = mpc.solve(x0)  # a warm start that broke the solver: retry cold
+            if warm is not None and not result.converged:
+                # Crocoddyl's box-FDDP can stall when warm-started on saturated controls: retry cold
+                cold = mpc.solve(x0)
+                if cold.converged or not np.all(np.isfinite(result.us)):
+                    result = cold
             if np.all(np.isfinite(result.us)):
                 self._warm_starts[i] = np.concatenate([result.us[1:], result.us[-1:]])
                 actions[i] = result.us[0]

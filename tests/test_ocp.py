@@ -39,7 +39,7 @@ def test_linear_quadratic_value_equals_riccati(gamma, w_terminal, rng):
 )
 def test_value_gradient_matches_finite_difference_of_optimal_cost(env_id, gamma):
     env = make_unwrapped(env_id)
-    ocp = OptimalControlProblem(env, 50, gamma, th_stop=1e-12, max_iter=500)
+    ocp = OptimalControlProblem(env, 50, gamma, th_stop=1e-10, max_iter=500)
     x0 = {"dvp_rl/Pendulum-v0": np.array([0.4, -0.3])}.get(env_id, env.sample_states(1, 7)[0])
     r = ocp.solve(x0)
     assert r.converged
@@ -49,7 +49,9 @@ def test_value_gradient_matches_finite_difference_of_optimal_cost(env_id, gamma)
         e = np.zeros(env.nx)
         e[i] = h
         # warm-start from the solution so every perturbed solve lands in the same local optimum
-        plus, minus = ocp.solve(x0 + e, us_init=r.us), ocp.solve(x0 - e, us_init=r.us)
+        # (Crocoddyl's box-FDDP can stall when warm-started on saturated controls: then start cold)
+        plus, minus = (ocp.solve(x, us_init=r.us) for x in (x0 + e, x0 - e))
+        plus, minus = (p if p.converged else ocp.solve(x) for p, x in ((plus, x0 + e), (minus, x0 - e)))
         assert plus.converged and minus.converged
         fd[i] = (plus.cost - minus.cost) / (2 * h)
     np.testing.assert_allclose(r.Vx, fd, rtol=1e-5, atol=1e-7 * max(1.0, np.abs(fd).max()))
