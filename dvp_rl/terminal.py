@@ -16,7 +16,7 @@ from typing import Any
 import crocoddyl
 import numpy as np
 
-from dvp_rl.value_networks import NetworkArrays, numpy_value, numpy_value_derivatives
+from dvp_rl.value_networks import NetworkArrays, feature_jacobian, numpy_value, numpy_value_derivatives, raw_features
 
 
 def _put(target: np.ndarray, value: np.ndarray) -> None:
@@ -24,13 +24,65 @@ def _put(target: np.ndarray, value: np.ndarray) -> None:
     target[...] = np.reshape(value, target.shape)
 
 
+class _GaussResidualEvaluator:
+    """Single-state Gauss-residual evaluation with precomputed arrays (the DDP's hot path).
+
+    ``forward(x)`` returns the residual and the hidden activations; ``derivatives`` turns
+    them into ``(Vx, Vxx) = (2 J^T r, 2 J^T J)``. Equal to :func:`numpy_value_derivatives`
+    (tested) at about a third of its cost per call for 3 x 64 layers.
+    """
+
+    def __init__(self, arrays: NetworkArrays) -> None:
+        self.arrays = arrays
+        self.mean, self.std = arrays.feature_mean, arrays.feature_std
+        self.hidden = list(zip(arrays.weights[:-1], arrays.biases[:-1]))
+        self.W_out, self.b_out = arrays.weights[-1], arrays.biases[-1]
+        self.linear_features = not arrays.angle_dims
+        # without angles dz/dx = diag(1/std): fold it into the first layer
+        self.W0_scaled = arrays.weights[0] / arrays.feature_std if self.linear_features and self.hidden else None
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self.linear_features:
+            h = (x - self.mean) / self.std
+        else:
+            h = (raw_features(x, self.arrays.angle_dims) - self.mean) / self.std
+        hs = []
+        for W, b in self.hidden:
+            h = np.tanh(W @ h + b)
+            hs.append(h)
+        return self.W_out @ h + self.b_out, hs
+
+    def derivatives(self, x: np.ndarray, r: np.ndarray, hs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.W0_scaled is not None:
+            J = (1.0 - hs[0] * hs[0])[:, None] * self.W0_scaled
+            rest = zip(self.hidden[1:], hs[1:])
+        else:
+            J = feature_jacobian(self.arrays, x)
+            rest = zip(self.hidden, hs)
+        for (W, _), h in rest:
+            J = (1.0 - h * h)[:, None] * (W @ J)
+        J = self.W_out @ J
+        return 2.0 * (r @ J), 2.0 * (J.T @ J)
+
+
+class ValueTerminalData(crocoddyl.ActionDataAbstract):
+    """Terminal data; remembers the forward pass of its last ``calc`` and the ``x`` it was at."""
+
+    def __init__(self, model: "ValueTerminalModel") -> None:
+        crocoddyl.ActionDataAbstract.__init__(self, model)
+        self.x_forward: np.ndarray | None = None
+        self.forward: Any = None
+
+
 class ValueTerminalModel(crocoddyl.ActionModelAbstract):
     """Terminal cost ``cost_scale * V(x)`` of an exported value network.
 
     ``calc`` sets ``cost = cost_scale * V(x)`` and ``xnext = x``; ``calcDiff`` sets
     ``Lx = cost_scale * Vx(x)`` and ``Lxx = cost_scale * Vxx(x)`` (Gauss-Newton for
-    a Gauss-residual network, exact for a feed-forward one), computed from the ``x``
-    it is given. The control, if any, is ignored.
+    a Gauss-residual network, exact for a feed-forward one), computed for the ``x``
+    it is given: a Gauss-residual ``calcDiff`` reuses the forward pass its data stored
+    at ``calc`` only when that was at the very same ``x`` (compared exactly), else it
+    recomputes. Nothing is cached on the model. The control, if any, is ignored.
 
     :param arrays: the exported network (``net.export()``)
     :param nx: state dimension (must match ``arrays.nx``)
@@ -44,19 +96,38 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
         self.arrays = arrays
         self.cost_scale = float(cost_scale)
         self._identity = np.eye(int(nx))
+        self._fast = _GaussResidualEvaluator(arrays) if arrays.kind == "gauss_residual" else None
 
     def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        data.cost = self.cost_scale * numpy_value(self.arrays, x)
+        if self._fast is not None:
+            x = self._check_state(x)
+            forward = self._fast.forward(x)
+            data.x_forward, data.forward = x, forward
+            data.cost = self.cost_scale * float(forward[0] @ forward[0])
+        else:
+            data.cost = self.cost_scale * numpy_value(self.arrays, x)
         _put(data.xnext, x)
 
     def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        _, Vx, Vxx = numpy_value_derivatives(self.arrays, x)
+        if self._fast is not None:
+            x = self._check_state(x)
+            cached = getattr(data, "x_forward", None)
+            forward = data.forward if cached is not None and np.array_equal(cached, x) else self._fast.forward(x)
+            Vx, Vxx = self._fast.derivatives(x, *forward)
+        else:
+            _, Vx, Vxx = numpy_value_derivatives(self.arrays, x)
         _put(data.Lx, self.cost_scale * Vx)
         _put(data.Lxx, self.cost_scale * Vxx)
         _put(data.Fx, self._identity)
 
     def createData(self) -> crocoddyl.ActionDataAbstract:
-        return crocoddyl.ActionDataAbstract(self)
+        return ValueTerminalData(self)
+
+    def _check_state(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(x, dtype=np.float64)  # a copy: Crocoddyl may reuse the buffer it passes
+        if x.shape != (self.arrays.nx,):
+            raise ValueError(f"x must have shape ({self.arrays.nx},), got shape {x.shape}")
+        return x
 
 
 def _check_dimensions(arrays: NetworkArrays, nx: int, nu: int) -> None:

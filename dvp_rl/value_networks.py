@@ -406,6 +406,16 @@ def _numpy_features(arrays: NetworkArrays, x: np.ndarray) -> np.ndarray:
     return (x - arrays.feature_mean) / arrays.feature_std
 
 
+def feature_jacobian(arrays: NetworkArrays, x: np.ndarray) -> np.ndarray:
+    """``dz/dx`` of the normalised features in numpy: (nf, nx) for ``x`` (nx,), (N, nf, nx) for (N, nx)."""
+    x = np.asarray(x, dtype=np.float64)
+    std = arrays.feature_std
+    if not arrays.angle_dims:
+        return np.broadcast_to(np.diag(1.0 / std), x.shape[:-1] + (std.size, arrays.nx))
+    s_lin, s_cos, s_sin = _selection_matrices(arrays.nx, arrays.angle_dims)
+    return (s_lin - s_cos * np.sin(x)[..., None, :] + s_sin * np.cos(x)[..., None, :]) / std[:, None]
+
+
 def numpy_value(arrays: NetworkArrays, x: np.ndarray) -> np.ndarray | float:
     """``V(x)`` of an exported network: a float for ``x`` (nx,), an array (N,) for ``x`` (N, nx)."""
     x = _check_numpy_states(arrays, x)
@@ -431,13 +441,10 @@ def numpy_value_derivatives(arrays: NetworkArrays, x: np.ndarray) -> ValueDeriva
     std = arrays.feature_std
     angles = arrays.angle_dims
     h = _numpy_features(arrays, x)
-    # dz/dx (..., nf, nx); without angles it is the constant diag(1/std).
+    jac = feature_jacobian(arrays, x)  # dz/dx (..., nf, nx)
     if angles:
         s_lin, s_cos, s_sin = _selection_matrices(arrays.nx, angles)
         sin_x, cos_x = np.sin(x), np.cos(x)
-        jac = (s_lin - s_cos * sin_x[..., None, :] + s_sin * cos_x[..., None, :]) / std[:, None]
-    else:
-        jac = np.broadcast_to(np.diag(1.0 / std), x.shape[:-1] + (std.size, arrays.nx))
     feed_forward = arrays.kind == "feed_forward"
     hidden, pre_jacs, slopes = [], [], []
     for W, b in zip(weights[:-1], biases[:-1]):

@@ -18,7 +18,9 @@ SCALE = 0.8
 
 
 def unicycle():
-    return gym.make("dvp_rl/Unicycle-v0").unwrapped
+    # light state weights, so that the network terminal weighs in the solution (see the end of
+    # test_value_terminal_inside_ddp)
+    return gym.make("dvp_rl/Unicycle-v0", w_state=1.0).unwrapped
 
 
 def exported(kind: str, angle_dims=(2,), output_gain: float = 1.0, seed: int = 0):
@@ -137,3 +139,21 @@ def test_bad_input_raises():
     model = ValueTerminalModel(arrays, NX, NU)
     with pytest.raises(ValueError, match=r"\(3,\)"):
         model.calc(model.createData(), np.zeros(4))
+
+
+def test_fast_gauss_residual_path_equals_the_reference_evaluation():
+    """The terminal's precomputed single-state path gives numpy_value_derivatives' numbers, angles or not."""
+    rng = np.random.default_rng(4)
+    for angle_dims in [(), (2,)]:
+        net = make_value_network("gauss_residual", NX, net_arch=(16, 16), angle_dims=angle_dims)
+        net.fit_normalisation(rng.normal(size=(50, NX)))
+        arrays = net.export()
+        model = ValueTerminalModel(arrays, NX, NU, cost_scale=0.7)
+        data = model.createData()
+        for x in rng.normal(size=(4, NX)):
+            V, Vx, Vxx = numpy_value_derivatives(arrays, x)
+            model.calc(data, x)
+            model.calcDiff(data, x)
+            assert data.cost == pytest.approx(0.7 * V, rel=1e-13)
+            np.testing.assert_allclose(data.Lx, 0.7 * Vx, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(data.Lxx, 0.7 * Vxx, rtol=1e-12, atol=1e-14)
