@@ -8,11 +8,11 @@ import crocoddyl
 import numpy as np
 import pinocchio
 
-from envs.base import CrocoddylEnv, reject_unknown_kwargs, uniform_box
-from envs.multibody import CostTerm, SelectedJointsActuation, add_body, euler_model, rod_inertia
+from envs.base import reject_unknown_kwargs, uniform_box
+from envs.multibody import CostTerm, MultibodyEnv, SelectedJointsActuation, add_body, rod_inertia
 
 
-class CartPoleEnv(CrocoddylEnv):
+class CartPoleEnv(MultibodyEnv):
     r"""Balance a pole on a cart around the upright, with a continuous cart force.
 
     ## Description
@@ -97,15 +97,9 @@ class CartPoleEnv(CrocoddylEnv):
             terms.append(CostTerm("force", lambda s, nu: crocoddyl.ResidualModelControl(s, nu), self.w_force))
         return terms
 
-    def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
-        return euler_model(self.pin_model, _cart_actuation, self._terms(True), self.dt, cost_scale)
-
-    def _make_terminal_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
-        return euler_model(self.pin_model, _cart_actuation, self._terms(False), 0.0, cost_scale * self.w_terminal)
+    def _actuation(self, state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
+        return SelectedJointsActuation(state, [0])  # only the cart is driven
 
     def sample_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         return uniform_box(n, -self.start_bound, self.start_bound, rng)
 
-
-def _cart_actuation(state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
-    return SelectedJointsActuation(state, [0])

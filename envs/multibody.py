@@ -8,12 +8,15 @@ and a cost that is a weighted sum of Crocoddyl residual costs.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import crocoddyl
 import numpy as np
 import pinocchio
+
+from envs.base import CrocoddylEnv
 
 
 class CostTerm(NamedTuple):
@@ -58,6 +61,30 @@ def euler_model(
     costs = _cost_sum(state, actuation.nu, terms, cost_scale)
     diff = crocoddyl.DifferentialActionModelFreeFwdDynamics(state, actuation, costs)
     return crocoddyl.IntegratedActionModelEuler(diff, dt)
+
+
+class MultibodyEnv(CrocoddylEnv):
+    """A :class:`CrocoddylEnv` whose system is a pinocchio model under free forward dynamics.
+
+    Subclasses set ``self.pin_model``, ``self.dt`` and ``self.w_terminal`` before calling
+    ``super().__init__``, and implement ``_actuation(state)`` and ``_terms(running)`` (the
+    cost terms; ``running=False`` gives the terminal ones, scaled by ``w_terminal``).
+    """
+
+    pin_model: pinocchio.Model
+    w_terminal: float
+
+    @abc.abstractmethod
+    def _actuation(self, state: crocoddyl.StateMultibody) -> Any: ...
+
+    @abc.abstractmethod
+    def _terms(self, running: bool) -> list[CostTerm]: ...
+
+    def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
+        return euler_model(self.pin_model, self._actuation, self._terms(True), self.dt, cost_scale)
+
+    def _make_terminal_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
+        return euler_model(self.pin_model, self._actuation, self._terms(False), 0.0, cost_scale * self.w_terminal)
 
 
 class SelectedJointsActuation(crocoddyl.ActuationModelAbstract):

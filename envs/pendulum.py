@@ -8,11 +8,11 @@ import crocoddyl
 import numpy as np
 import pinocchio
 
-from envs.base import CrocoddylEnv, reject_unknown_kwargs, uniform_box
-from envs.multibody import CostTerm, add_body, euler_model, rod_inertia
+from envs.base import reject_unknown_kwargs, uniform_box
+from envs.multibody import CostTerm, MultibodyEnv, add_body, rod_inertia
 
 
-class PendulumEnv(CrocoddylEnv):
+class PendulumEnv(MultibodyEnv):
     r"""Swing a pendulum up to the upright and keep it there.
 
     ## Description
@@ -102,16 +102,10 @@ class PendulumEnv(CrocoddylEnv):
             terms.append(CostTerm("torque", lambda s, nu: crocoddyl.ResidualModelControl(s, nu), self.weights["torque"]))
         return terms
 
-    def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
-        return euler_model(self.pin_model, _hinge_actuation, self._terms(True), self.dt, cost_scale)
-
-    def _make_terminal_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
-        return euler_model(self.pin_model, _hinge_actuation, self._terms(False), 0.0, cost_scale * self.w_terminal)
+    def _actuation(self, state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
+        return crocoddyl.ActuationModelFull(state)
 
     def sample_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         high = np.array([np.pi, self.max_start_speed])
         return uniform_box(n, -high, high, rng)
 
-
-def _hinge_actuation(state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
-    return crocoddyl.ActuationModelFull(state)
