@@ -18,8 +18,8 @@ from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from dvp_rl.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from dvp_rl.ocp import OptimalControlProblem, unwrap
-from dvp_rl.sampling import SolveSpec, default_workers, make_env, make_pool, solve_states
+from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, unwrap
+from dvp_rl.sampling import LostSolve, SolverPool, SolveSpec, check_backend, default_workers, make_env, make_pool, solve_states
 from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
 from dvp_rl.terminal import value_terminal
 from dvp_rl.value_networks import ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
@@ -61,7 +61,15 @@ class DVP:
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
     :param max_iter: DDP iteration budget per solve
     :param th_stop: DDP stopping threshold
-    :param n_workers: processes solving in parallel (``None``: all cores; 1: in this process)
+    :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
+        cluster; 1 with the local backend and no ``solve_timeout``: in this process)
+    :param backend: where the solves run: ``"local"`` (forked processes) or ``"ray"`` (Ray tasks;
+        ``pip install 'dvp_rl[ray]'``); the dataset of a seed is the same either way
+    :param ray_address: the Ray cluster of ``backend="ray"``: ``None`` (the Ray initialised in
+        this process, else a new local one), ``"auto"`` (after ``ray start --head``) or ``"ray://host:10001"``
+    :param solve_timeout: seconds one start state's solve may take (``None``: no limit); a solve
+        past it, or one whose worker dies, is counted in ``ddp/lost_solves`` and its state
+        resampled from the env's distribution
     :param env_kwargs: keyword arguments of ``gymnasium.make`` when ``env`` is an id
     :param seed: seeds sampling, the network's initialisation and the fits
     :param device: torch device of the fit (``"auto"``: CPU, measured faster for these nets)
@@ -92,7 +100,10 @@ class DVP:
         mpc_horizon: int | None = None,
         max_iter: int = 300,
         th_stop: float = 1e-9,
-        n_workers: int | None = 1,
+        n_workers: int | None = None,
+        backend: str = "local",
+        ray_address: str | None = None,
+        solve_timeout: float | None = None,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
         device: str = "auto",
@@ -132,7 +143,15 @@ class DVP:
         self.mpc_horizon = int(mpc_horizon) if mpc_horizon is not None else self.horizon
         self.max_iter = int(max_iter)
         self.th_stop = float(th_stop)
-        self.n_workers = default_workers() if n_workers is None else int(n_workers)
+        check_backend(backend, ray_address, solve_timeout)
+        if n_workers is not None and int(n_workers) < 1:
+            raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+        if n_workers is None and backend == "local":
+            n_workers = default_workers()
+        self.n_workers = None if n_workers is None else int(n_workers)  # None with Ray: the cluster's CPUs, counted at start
+        self.backend = backend
+        self.ray_address = ray_address
+        self.solve_timeout = None if solve_timeout is None else float(solve_timeout)
         self.seed = seed
         self.device = torch.device("cpu" if device == "auto" else device)
         self.tensorboard_log = tensorboard_log
@@ -143,6 +162,7 @@ class DVP:
         self.iteration = 0
         self.num_timesteps = 0
         self.failed_solves = 0
+        self.lost_solves = 0
         self._logger: Logger | None = None
         self._custom_logger = False
         self._vec_env: VecEnv | None = None
@@ -217,7 +237,7 @@ class DVP:
         callback = self._init_callback(callback)
         self._record_hparams()
         checkpoint = self._checkpoint_path()
-        pool = make_pool(self.n_workers) if self.n_workers > 1 else None
+        pool = self._make_pool()
         callback.on_training_start(locals(), globals())
         try:
             for _ in range(int(total_iterations)):
@@ -231,9 +251,15 @@ class DVP:
                     break
         finally:
             if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                pool.close()
         callback.on_training_end()
         return self
+
+    def _make_pool(self) -> SolverPool | None:
+        """The workers of ``learn`` (``None``: solve in this process)."""
+        if self.backend == "local" and self.n_workers == 1 and self.solve_timeout is None:
+            return None  # a timeout needs a worker process to stop
+        return make_pool(self.n_workers, self.backend, self.ray_address, self.solve_timeout)
 
     def _init_callback(self, callback: Any) -> BaseCallback:
         if isinstance(callback, list):
@@ -260,7 +286,7 @@ class DVP:
             return None if folder is None else Path(folder) / "dvp_checkpoint.zip"
         return Path(self.checkpoint_dir) / "dvp_checkpoint.zip"
 
-    def _iterate(self, pool: Any, progress_bar: bool) -> FitResult:
+    def _iterate(self, pool: SolverPool | None, progress_bar: bool) -> FitResult:
         """One DVP iteration: sample, solve, fit, measure."""
         t_start = time.perf_counter()
         states = self.system.sample_states(self.n_samples, self._rng)
@@ -269,10 +295,20 @@ class DVP:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(states), desc=f"DVP iteration {self.iteration + 1} solves", unit="solve", leave=False)
-        batch = solve_states(self._solve_spec(), states, pool, progress=None if bar is None else bar.update)
+        lost: list[LostSolve] = []
+        batch = solve_states(
+            self._solve_spec(),
+            states,
+            pool,
+            progress=None if bar is None else bar.update,
+            resample=lambda k: self.system.sample_states(k, self._rng),
+            on_lost=lost.append,
+        )
         if bar is not None:
             bar.close()
         t_solved = time.perf_counter()
+        states = batch.x0  # lost states were replaced by fresh ones
+        self.lost_solves += len(lost)
         ok = batch.converged
         n_failed = int((~ok).sum())
         self.failed_solves += n_failed
@@ -283,12 +319,13 @@ class DVP:
                 "raise max_iter or check the env's cost and bounds"
             )
         weights = self.sobolev_weights
+        V, Vx, Vxx = self._targets(states[ok], BatchSolveResult(*(field[ok] for field in batch)))
         result = fit_value_network(
             self.policy_net,
             states[ok],
-            batch.cost[ok],
-            batch.Vx[ok],
-            batch.Vxx[ok] if weights.hessian > 0 else None,
+            V,
+            Vx,
+            Vxx if weights.hessian > 0 else None,
             weights=weights,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
@@ -317,12 +354,22 @@ class DVP:
         log("dvp/effective_horizon", self.iteration * self.horizon)
         log("ddp/mean_iterations", float(batch.iterations[ok].mean()))
         log("ddp/failed_solves", n_failed)
+        log("ddp/lost_solves", len(lost))
         log("time/solve_s", t_solved - t_start)
         log("time/fit_s", t_fitted - t_solved)
         log("time/iteration", time.perf_counter() - t_start)
         log("time/solves_per_s", len(states) / max(t_solved - t_start, 1e-9))
         log("time/total_timesteps", self.num_timesteps)
         return result
+
+    def _targets(self, states: np.ndarray, batch: BatchSolveResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Regression targets ``(V (N,), Vx (N, nx), Vxx (N, nx, nx))`` of this iteration's fit.
+
+        ``states`` and ``batch`` hold the converged solves only. The DDP's own values here;
+        override to transform the dataset (``dvp_rl.experiments.noise`` perturbs the first
+        iteration's targets).
+        """
+        return batch.cost, batch.Vx, batch.Vxx
 
     # ------------------------------------------------------------------ inference
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
@@ -413,6 +460,7 @@ class DVP:
             "iteration": self.iteration,
             "num_timesteps": self.num_timesteps,
             "failed_solves": self.failed_solves,
+            "lost_solves": self.lost_solves,
             "rng_state": self._rng.bit_generator.state,
         }
         arrays = {"validation_states": self._validation_states}
@@ -423,7 +471,7 @@ class DVP:
     @classmethod
     def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, **kwargs: Any) -> "DVP":
         """Load a saved agent; ``env`` defaults to the saved env id and kwargs; ``kwargs`` override settings
-        such as ``n_workers``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
+        such as ``n_workers``, ``backend``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
 
         Raises :class:`dvp_rl.checkpoint.CheckpointError` on a corrupt, truncated or incompatible file.
         """
@@ -448,6 +496,7 @@ class DVP:
         agent.iteration = int(data["iteration"])
         agent.num_timesteps = int(data["num_timesteps"])
         agent.failed_solves = int(data.get("failed_solves", 0))
+        agent.lost_solves = int(data.get("lost_solves", 0))
         agent._rng.bit_generator.state = data["rng_state"]
         agent._validation_states = arrays["validation_states"]
         agent._validation_values = arrays.get("validation_values")

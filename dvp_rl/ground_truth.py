@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -18,7 +19,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dvp_rl.sampling import SolveSpec, make_env, make_pool, solve_states
+from dvp_rl.sampling import LostSolve, SolveSpec, check_backend, make_env, make_pool, solve_states
+
+logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 
@@ -65,9 +68,12 @@ def ground_truth(
     env_kwargs: dict[str, Any] | None = None,
     guesses: tuple[str, ...] | None = None,
     cache_dir: str | os.PathLike | None = "runs/ground_truth",
-    n_workers: int = 1,
+    n_workers: int | None = 1,
     max_iter: int = 500,
     progress: bool = False,
+    backend: str = "local",
+    ray_address: str | None = None,
+    solve_timeout: float | None = None,
 ) -> GroundTruth:
     """Optimal cost-to-go and its gradient at ``states`` (N, nx), from long-horizon multi-start DDP.
 
@@ -75,9 +81,15 @@ def ground_truth(
     :param guesses: initial guesses tried per state, best converged kept (default: the env's
         ``ddp_guesses`` — several for the pendulum and the unicycle, which have local optima)
     :param cache_dir: folder of the on-disk cache (``None``: no cache)
-    :param n_workers: processes solving in parallel
-    :return: a :class:`GroundTruth`; states where no guess converged have ``converged=False``
+    :param n_workers: processes (or Ray tasks) solving in parallel (``None``: all cores, or all
+        CPUs of the Ray cluster; 1 with the local backend and no ``solve_timeout``: in this process)
+    :param backend: ``"local"`` (forked processes) or ``"ray"``, see :class:`dvp_rl.sampling.SolverPool`
+    :param ray_address: the Ray cluster of ``backend="ray"`` (``None``, ``"auto"``, ``"ray://host:10001"``)
+    :param solve_timeout: seconds one state's solve (all its guesses) may take (``None``: no limit)
+    :return: a :class:`GroundTruth`; states where no guess converged, or whose solve was lost
+        (worker died, timed out), have ``converged=False``; a result with lost solves is not cached
     """
+    check_backend(backend, ray_address, solve_timeout)
     env_kwargs = dict(env_kwargs or {})
     env = make_env(env_id, env_kwargs)
     base = env.unwrapped
@@ -97,17 +109,22 @@ def ground_truth(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(states), desc=f"ground truth {env_id} (T={T})", unit="state")
-    pool = make_pool(n_workers) if n_workers > 1 else None
+    in_process = backend == "local" and n_workers == 1 and solve_timeout is None
+    pool = None if in_process else make_pool(n_workers, backend, ray_address, solve_timeout)
+    lost: list[LostSolve] = []
     try:
-        batch = solve_states(spec, states, pool, progress=None if bar is None else bar.update)
+        # the reference states are given: a lost solve is not resampled, it stays unconverged
+        batch = solve_states(spec, states, pool, progress=None if bar is None else bar.update, on_lost=lost.append)
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.close()
         if bar is not None:
             bar.close()
     ok = batch.converged
     truth = GroundTruth(states, np.where(ok, batch.cost, np.nan), np.where(ok[:, None], batch.Vx, np.nan), ok, T, float(gamma))
-    if path is not None:
+    if path is not None and lost:
+        logger.warning("%d ground-truth solves were lost; not caching %s so that a rerun solves them again", len(lost), path)
+    elif path is not None:
         _save_atomic(path, truth)
     return truth
 

@@ -1,5 +1,7 @@
 """Ground truth: the infinite-horizon Riccati solution, multi-start, the cache, the eval callback."""
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -32,7 +34,7 @@ def test_cache_returns_the_stored_values_without_solving(tmp_path, monkeypatch):
     def no_solving(*args, **kwargs):
         raise AssertionError("the cache should have answered")
 
-    monkeypatch.setattr("dvp_rl.ground_truth.solve_states", no_solving)
+    monkeypatch.setattr(sys.modules["dvp_rl.ground_truth"], "solve_states", no_solving)
     again = ground_truth("dvp_rl/Unicycle-v0", X, horizon=60, cache_dir=tmp_path)
     np.testing.assert_array_equal(first.V, again.V)
     with pytest.raises(AssertionError, match="cache"):  # other states are another key
