@@ -48,6 +48,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    import torch
+
+    from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
+
+    # The networks are tiny: one torch thread trains PPO and the fits 5-10x faster on a small machine.
+    torch.set_num_threads(1)
+    base = QUICK if args.quick else BenchmarkConfig()
+    given = {
+        "env_ids": tuple(args.env) if args.env else None, "seeds": tuple(args.seeds) if args.seeds else None,
+        "gamma": args.gamma, "dvp_iterations": args.dvp_iterations, "ppo_timesteps": args.ppo_timesteps,
+        "budget_seconds": args.budget_seconds, "n_eval_states": args.n_eval_states, "n_closed_loop": args.n_closed_loop,
+        "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
+        "dvp_kwargs": {**base.dvp_kwargs, **json.loads(args.dvp_kwargs)} if args.dvp_kwargs else None,
+        "ppo_kwargs": {**base.ppo_kwargs, **json.loads(args.ppo_kwargs)} if args.ppo_kwargs else None,
+        "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
+        "ground_truth_cache": args.ground_truth_cache,
+    }  # fmt: skip
+    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    result = run_benchmark(config)
+    print((result.out / "summary.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dvp-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", default=None, help="path of the final zip (default runs/<env>__DVP__<seed>.zip)")
     train.add_argument("--resume", default=None, help="a checkpoint zip to continue from")
     train.set_defaults(func=_train)
+
+    bench = sub.add_parser(
+        "benchmark", help="DVP against PPO: value error vs ground truth, closed-loop cost, transitions, wall-clock",
+        description="Train DVP and PPO on the same tasks and seeds, evaluate both against ground truth; writes "
+        "tensorboard runs, figures, summary.md and summary.json to --out. Unset options take the defaults of "
+        "dvp_rl.benchmark.BenchmarkConfig (or of QUICK with --quick) and the per-env settings of ENV_SETTINGS.",
+    )  # fmt: skip
+    bench.add_argument("--quick", action="store_true",
+                       help="the unicycle, seed 0, small budgets (a few minutes on 2 cores); other options override it")
+    bench.add_argument("--env", action="append", help="env id (repeatable; default: pendulum, cart-pole, unicycle)")
+    bench.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2)")
+    bench.add_argument("--gamma", type=float, help="discount of both algorithms and the ground truth (default 0.95)")
+    bench.add_argument("--dvp-iterations", type=int, help="DVP iteration budget (default: per env)")
+    bench.add_argument("--ppo-timesteps", type=int, help="PPO timestep budget (default: n_timesteps of baselines/hyperparams.yml)")
+    bench.add_argument("--budget-seconds", type=float, help="wall-clock cap of each algorithm's training (default 600)")
+    bench.add_argument("--n-eval-states", type=int, help="validation states with ground truth (default 100)")
+    bench.add_argument("--n-closed-loop", type=int, help="closed-loop start states (default 5)")
+    bench.add_argument("--closed-loop-steps", type=int, help="closed-loop length (default: ceil(3 / (1 - gamma)))")
+    bench.add_argument("--closed-loop-every", type=int, help="closed loop at every k-th evaluation; 0: at the end only (default 1)")
+    bench.add_argument("--grid-size", type=int, help="value maps on a G x G grid (default 15)")
+    bench.add_argument("--dvp-kwargs", default="", help='JSON dict of DVP arguments for every env, e.g. \'{"n_samples": 100}\'')
+    bench.add_argument("--ppo-kwargs", default="", help='JSON dict of PPO settings for every env, e.g. \'{"n_steps": 256}\'')
+    bench.add_argument("--n-workers", type=int, help="solver processes of DVP and the ground truth (default 2)")
+    bench.add_argument("--ground-truth-horizon", type=int, help="ground-truth DDP horizon (default: gamma^T <= 1e-4)")
+    bench.add_argument("--ground-truth-cache", help="ground-truth cache folder (default runs/ground_truth)")
+    bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>)")
+    bench.set_defaults(func=_benchmark)
     return parser
 
 
