@@ -75,6 +75,22 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dvp_rl.experiments import EXPERIMENTS, get_experiment
+
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    for name in names:
+        run = get_experiment(name)
+        out = Path(args.out) / name if args.out and len(names) > 1 else (Path(args.out) if args.out else None)
+        run(out_dir=out, seeds=tuple(args.seeds), quick=args.quick)
+        where = out or Path("runs/reproduce") / name
+        print(f"\n== {name} ==")
+        print((where / "table.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dvp-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ground-truth-cache", help="ground-truth cache folder (default runs/ground_truth)")
     bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>)")
     bench.set_defaults(func=_benchmark)
+
+    reproduce = sub.add_parser("reproduce", help="reproduce one of the paper's experiments (figures, table, tensorboard)")
+    reproduce.add_argument("name", help="convergence | horizon | noise | sobolev | architecture | ppo | mpc | all")
+    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    reproduce.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run: every output, finite numbers)")
+    reproduce.add_argument("--out", default=None, help="output folder (default runs/reproduce/<name>)")
+    reproduce.set_defaults(func=_reproduce)
     return parser
 
 

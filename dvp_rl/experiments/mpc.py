@@ -1,0 +1,399 @@
+"""Short-horizon MPC with a learned terminal value against long-horizon MPC (the paper's motivation).
+
+A DVP agent is trained for a few iterations on the unicycle (horizon ``dvp_horizon``, so its
+value approximates the cost-to-go over ``dvp_iterations * dvp_horizon`` steps). Then, from the
+same start states, closed-loop model-predictive control runs with horizons ``T`` in
+``horizons``, each with a zero terminal cost and with the learned value as terminal cost
+(:func:`dvp_rl.terminal.value_terminal`), against the reference: MPC with the long horizon
+``reference_horizon`` and a zero terminal cost. Every controller is the one of
+:meth:`dvp_rl.DVP.predict`: box-FDDP warm-started from the previous plan shifted by one step.
+
+Two iteration budgets per control step are compared: ``None`` solves every step to
+convergence (``max_iter = 300``, ``th_stop = 1e-9``, a cold retry when a warm start stalls, as
+``DVP.predict`` does), an integer caps the DDP iterations of each step (real-time MPC; the
+capped plan is applied as it is). Every row's cost gap and compute speed-up are measured
+against one reference: the long-horizon MPC under the first budget (solved to convergence),
+so that a capped controller is not compared with an equally capped, weaker reference.
+
+Closed-loop cost: the running costs of ``n_steps`` steps plus the optimal cost-to-go of the
+final state (a ``tail_horizon`` multi-start DDP solve), so that a controller that has not
+reached the goal after the episode is not credited with the cost it has not yet paid.
+Compute per control step: wall-clock seconds of the step's solve(s) on one core, DDP
+iterations, and node evaluations (``SolveResult.n_transitions``: running-node evaluations;
+it does not count the terminal network, whose cost the wall-clock time includes).
+
+The issue's target: horizon 10 with the learned value within 1% of the long-horizon
+closed-loop cost at 20x less compute per step; the table says whether it is met.
+
+The unicycle rather than the pendulum: on the pendulum, warm-started MPC is unreliable
+even without a learned terminal (at T=50 it stays in a local optimum and never swings up,
+measured), which would mix the solver's failures into the comparison.
+
+Outputs under ``runs/reproduce/mpc/``: ``mpc.png`` (gap to the reference, time per step and
+x-y paths against the horizon), ``table.md``/``table.json``, the trained agents
+``dvp_unicycle__<seed>.zip`` and tensorboard runs ``tb/dvp__<seed>_1`` (DVP training) and
+``tb/mpc__<seed>`` (closed-loop results against the horizon).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from dvp_rl.agent import DVP
+from dvp_rl.experiments import common
+from dvp_rl.ocp import OptimalControlProblem, TerminalSpec
+from dvp_rl.sampling import make_env
+from dvp_rl.terminal import value_terminal
+
+NAME = "mpc"
+ENV_ID = "dvp_rl/Unicycle-v0"
+#: seed offset of the start states (seed ``s`` uses ``START_SEED + s``)
+START_SEED = 20_000
+#: DDP iterations per step when a step is solved to convergence
+CONVERGED_MAX_ITER = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Budget of the experiment.
+
+    ``horizons``: MPC horizons compared; ``reference_horizon``: the long-horizon reference;
+    ``n_starts``: start states per seed; ``n_steps``: closed-loop steps; ``tail_horizon``:
+    horizon of the cost-to-go solve of the final state; ``iteration_budgets``: DDP iterations per
+    control step (``None``: to convergence); ``dvp_*``: the DVP agent's horizon, samples per
+    iteration, iterations, epochs and L-BFGS steps per fit; ``target_horizon``,
+    ``target_gap``, ``target_speedup``: the issue's target.
+    """
+
+    horizons: tuple[int, ...] = (5, 10, 20, 50, 100)
+    reference_horizon: int = 300
+    n_starts: int = 6
+    n_steps: int = 100
+    tail_horizon: int = 300
+    iteration_budgets: tuple[int | None, ...] = (None, 5)
+    dvp_horizon: int = 50
+    dvp_samples: int = 400
+    dvp_iterations: int = 3
+    dvp_max_epochs: int = 300
+    dvp_polish_steps: int = 200
+    target_horizon: int = 10
+    target_gap: float = 0.01
+    target_speedup: float = 20.0
+
+
+FULL = Settings()
+QUICK = Settings(
+    horizons=(5, 10), reference_horizon=30, n_starts=2, n_steps=8, tail_horizon=30, dvp_horizon=10, dvp_samples=20, dvp_iterations=1,
+    dvp_max_epochs=5, dvp_polish_steps=5,
+)  # fmt: skip
+
+
+class ClosedLoop(NamedTuple):
+    """One closed-loop run: ``xs`` (n+1, nx); ``cost`` = ``running_cost`` + ``tail`` (optimal cost-to-go of
+    ``xs[-1]``); per control step: ``seconds``, DDP ``iterations``, node evaluations ``nodes``;
+    ``unconverged``: steps whose applied plan missed the stopping criterion."""
+
+    xs: np.ndarray
+    cost: float
+    running_cost: float
+    tail: float
+    seconds: float
+    iterations: float
+    nodes: float
+    unconverged: int
+
+
+#: ``loops[budget][(controller, horizon)][seed]``: one run per start state
+Loops = dict[str, dict[tuple[str, int], dict[int, list[ClosedLoop]]]]
+
+
+def closed_loop(ocp: OptimalControlProblem, x0: np.ndarray, n_steps: int, retry_cold: bool, tail: OptimalControlProblem) -> ClosedLoop:
+    """MPC with ``ocp`` for ``n_steps`` steps from ``x0`` on the env's dynamics, warm-started as :meth:`DVP.predict`.
+
+    :param retry_cold: re-solve from the default guess when a warm-started solve does not converge
+    :param tail: the problem whose multi-start solve from the final state gives the tail cost
+    """
+    env = ocp.env
+    x = np.asarray(x0, dtype=np.float64)
+    xs, running, warm = [x], 0.0, None
+    seconds, iterations, nodes, unconverged = 0.0, 0, 0, 0
+    for _ in range(int(n_steps)):
+        t0 = time.perf_counter()
+        result = ocp.solve(x, us_init=warm)
+        iterations += result.iterations
+        nodes += result.n_transitions
+        if retry_cold and warm is not None and not result.converged:
+            cold = ocp.solve(x)
+            iterations += cold.iterations
+            nodes += cold.n_transitions
+            if cold.converged or not np.all(np.isfinite(result.us)):
+                result = cold
+        seconds += time.perf_counter() - t0
+        if not np.all(np.isfinite(result.us)):
+            raise RuntimeError(f"MPC (T={ocp.horizon}) failed from state {x}")
+        unconverged += int(not result.converged)
+        u = np.clip(result.us[0], env.action_low, env.action_high)
+        warm = np.concatenate([result.us[1:], result.us[-1:]])
+        running += env.cost(x, u)
+        x = env.dynamics(x, u)
+        xs.append(x)
+    final = tail.solve_best(x, env.ddp_guesses)
+    if not np.isfinite(final.cost):
+        raise RuntimeError(f"the tail solve (T={tail.horizon}) failed from the final state {x}")
+    n = max(int(n_steps), 1)
+    return ClosedLoop(np.array(xs), running + final.cost, running, final.cost, seconds / n, iterations / n, nodes / n, unconverged)
+
+
+def train_agent(settings: Settings, seed: int, out: Path) -> DVP:
+    """The DVP agent of ``seed`` (tensorboard under ``out/tb``, saved to ``out/dvp_unicycle__<seed>.zip``)."""
+    agent = DVP(
+        ENV_ID, horizon=settings.dvp_horizon, n_samples=settings.dvp_samples, max_epochs=settings.dvp_max_epochs,
+        polish_steps=settings.dvp_polish_steps, seed=seed, n_workers=1, tensorboard_log=str(out / "tb"), checkpoint_dir=None,
+    )  # fmt: skip
+    agent.learn(settings.dvp_iterations, tb_log_name=f"dvp__{seed}")
+    agent.save(out / f"dvp_unicycle__{seed}.zip")
+    return agent
+
+
+def controllers(settings: Settings, learned: TerminalSpec) -> list[tuple[str, int, TerminalSpec]]:
+    """``(name, horizon, terminal)`` of every controller, the reference first."""
+    rows: list[tuple[str, int, TerminalSpec]] = [("reference", settings.reference_horizon, None)]
+    for horizon in settings.horizons:
+        rows += [("zero", horizon, None), ("learned", horizon, learned)]
+    return rows
+
+
+def budget_name(budget: int | None) -> str:
+    return "converged" if budget is None else f"{budget}_iterations"
+
+
+def run(
+    out_dir: Path | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    quick: bool = False,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Run the experiment; write the figure, the table and tensorboard logs; return the table.
+
+    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
+    """
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    settings = settings or (QUICK if quick else FULL)
+    out = common.out_dir_for(NAME, out_dir)
+    env = make_env(ENV_ID).unwrapped
+    tail = OptimalControlProblem(env, settings.tail_horizon, 1.0)
+    loops: Loops = {}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for seed in seeds:
+            agent = train_agent(settings, seed, out)
+            learned = value_terminal(agent.policy_net.export(), env.nx, env.nu)
+            starts = env.sample_states(settings.n_starts, np.random.default_rng(START_SEED + seed))
+            for budget in settings.iteration_budgets:
+                max_iter = CONVERGED_MAX_ITER if budget is None else int(budget)
+                problems = [
+                    (name, horizon, OptimalControlProblem(env, horizon, 1.0, terminal, max_iter))
+                    for name, horizon, terminal in controllers(settings, learned)
+                ]
+                by_controller = loops.setdefault(budget_name(budget), {})
+                for x0 in starts:  # start states outside, so that load on a shared machine spreads over the controllers
+                    for name, horizon, ocp in problems:
+                        loop = closed_loop(ocp, x0, settings.n_steps, retry_cold=budget is None, tail=tail)
+                        by_controller.setdefault((name, horizon), {}).setdefault(seed, []).append(loop)
+            _log_seed(out, seed, settings, loops)
+    finally:
+        torch.set_num_threads(previous_threads)
+    summary = _summarise(loops, seeds)
+    _plot(summary, loops, settings, seeds[0], out / "mpc.png")
+    return _write_table(summary, settings, seeds, out)
+
+
+def _log_seed(out: Path, seed: int, settings: Settings, loops: Loops) -> None:
+    tb = common.writer(out, f"mpc__{seed}")
+    tb.add_text("settings", json.dumps(asdict(settings) | {"seed": seed, "env_id": ENV_ID}))
+    for budget, by_controller in loops.items():
+        for (name, horizon), by_seed in by_controller.items():
+            runs = by_seed[seed]
+            tb.add_scalar(f"{budget}/closed_loop_cost/{name}", float(np.mean([r.cost for r in runs])), horizon)
+            tb.add_scalar(f"{budget}/ms_per_step/{name}", 1e3 * float(np.mean([r.seconds for r in runs])), horizon)
+            tb.add_scalar(f"{budget}/nodes_per_step/{name}", float(np.mean([r.nodes for r in runs])), horizon)
+    tb.close()
+
+
+def _summarise(loops: Loops, seeds: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """Per budget and controller: per-seed means over the start states, gaps and speed-ups against the reference.
+
+    The reference of every row is the long-horizon MPC under the first budget (default: solved to
+    convergence), so that a capped budget is not measured against an equally capped, weaker reference.
+    """
+    per_seed: dict[str, dict[tuple[str, int], dict[str, np.ndarray]]] = {}
+    for budget, by_controller in loops.items():
+        per_seed[budget] = {}
+        for key, by_seed in by_controller.items():
+            fields = ("cost", "tail", "seconds", "iterations", "nodes")
+            values = {f: np.array([np.mean([getattr(r, f) for r in by_seed[s]]) for s in seeds]) for f in fields}
+            values["unconverged"] = np.array([sum(r.unconverged for r in by_seed[s]) for s in seeds], dtype=np.float64)
+            per_seed[budget][key] = values
+    first = next(iter(per_seed.values()))
+    ref = first[next(key for key in first if key[0] == "reference")]
+    summary: dict[str, dict[str, Any]] = {}
+    for budget, by_controller in per_seed.items():
+        summary[budget] = {}
+        for key, values in by_controller.items():
+            values["gap"] = values["cost"] / ref["cost"] - 1.0
+            values["speedup_wall"] = ref["seconds"] / np.maximum(values["seconds"], 1e-12)
+            values["speedup_nodes"] = ref["nodes"] / np.maximum(values["nodes"], 1e-12)
+            summary[budget][f"{key[0]}_T{key[1]}"] = {"controller": key[0], "horizon": key[1], **values}
+    return summary
+
+
+def _stats(values: np.ndarray) -> dict[str, Any]:
+    mean, std = common.mean_std(values)
+    return {"mean": mean, "std": std, "per_seed": [float(v) for v in values]}
+
+
+def _target(summary: dict[str, dict[str, Any]], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per budget: the target horizon's gap and speed-ups, whether the target is met, and the shortest
+    horizon whose learned-terminal MPC is within the target gap (``None``: none is)."""
+    checks = {}
+    for budget, rows in summary.items():
+        row = rows.get(f"learned_T{settings.target_horizon}")
+        if row is None:
+            continue
+        within = [h for h in settings.horizons if common.mean_std(rows[f"learned_T{h}"]["gap"])[0] <= settings.target_gap]
+        gap = common.mean_std(row["gap"])[0]
+        wall = common.mean_std(row["speedup_wall"])[0]
+        nodes = common.mean_std(row["speedup_nodes"])[0]
+        checks[budget] = {
+            "gap": gap, "speedup_wall": wall, "speedup_nodes": nodes, "gap_met": bool(gap <= settings.target_gap),
+            "met_wall": bool(gap <= settings.target_gap and wall >= settings.target_speedup),
+            "met_nodes": bool(gap <= settings.target_gap and nodes >= settings.target_speedup),
+            "shortest_learned_horizon_within_gap": min(within) if within else None,
+        }  # fmt: skip
+    return checks
+
+
+def _write_table(summary: dict[str, dict[str, Any]], settings: Settings, seeds: Sequence[int], out: Path) -> dict[str, Any]:
+    columns = ["budget / step", "controller", "T", "closed-loop cost", "gap to reference (%)", "ms / step", "DDP iterations / step",
+               "node evals / step", "speed-up (wall)", "speed-up (nodes)", "unconverged steps"]  # fmt: skip
+    label = {"reference": "reference (zero terminal)", "zero": "zero terminal", "learned": "learned terminal"}
+    rows = []
+    for budget, by_controller in summary.items():
+        for row in by_controller.values():
+            gap_mean, gap_std = common.mean_std(100.0 * row["gap"])
+            rows.append([
+                budget.replace("_", " "), label[row["controller"]], row["horizon"], common.fmt(*common.mean_std(row["cost"])),
+                f"{gap_mean:+.2f} ± {gap_std:.2f}", _plain(1e3 * row["seconds"], 2), _plain(row["iterations"], 1), _plain(row["nodes"], 0),
+                _plain(row["speedup_wall"], 1), _plain(row["speedup_nodes"], 1), _plain(row["unconverged"], 0),
+            ])  # fmt: skip
+    checks = _target(summary, settings)
+    verdicts = []
+    for budget, c in checks.items():
+        verdicts.append(
+            f"- {budget.replace('_', ' ')}: T={settings.target_horizon} with the learned value is {100 * c['gap']:+.2f}% from the "
+            "reference "
+            f"({'within' if c['gap_met'] else 'not within'} {100 * settings.target_gap:g}%); per-step compute of the reference over "
+            f"its own: {c['speedup_wall']:.1f}x in wall time, {c['speedup_nodes']:.1f}x in node evaluations: target "
+            f"{'met' if c['met_wall'] else 'not met'} in wall time, {'met' if c['met_nodes'] else 'not met'} in node evaluations. "
+            f"Shortest horizon with the learned value within {100 * settings.target_gap:g}%: "
+            + (f"T={c['shortest_learned_horizon_within_gap']}." if c["shortest_learned_horizon_within_gap"] is not None else "none.")
+        )
+    notes = (
+        f"Unicycle, {len(seeds)} seed(s) (mean ± std over seeds of the mean over {settings.n_starts} start states; each seed has its "
+        f"own start states and DVP agent: horizon {settings.dvp_horizon}, {settings.dvp_samples} samples, {settings.dvp_iterations} "
+        f"iterations). Closed-loop cost = running costs of {settings.n_steps} steps + optimal cost-to-go of the final state "
+        f"(T={settings.tail_horizon} multi-start DDP). Reference of every row (gap and speed-up): MPC with "
+        f"T={settings.reference_horizon} and zero terminal cost under the first budget ({budget_name(settings.iteration_budgets[0])}). "
+        "'converged': every step solved to convergence (max 300 iterations, th_stop 1e-9, cold retry when a warm "
+        "start stalls, as DVP.predict); 'N iterations': at most N DDP iterations per step. Node evaluations count running nodes only; "
+        "wall time (one core of a shared machine) also includes the learned terminal network. Speed-up: reference per-step compute over "
+        "the controller's.\n\n"
+        f"Target (T={settings.target_horizon} with the learned value within {100 * settings.target_gap:g}% of the long-horizon "
+        f"closed-loop cost at {settings.target_speedup:g}x less compute per step):\n" + "\n".join(verdicts)
+    )
+    fields = ("cost", "gap", "tail", "seconds", "iterations", "nodes", "speedup_wall", "speedup_nodes", "unconverged")
+    data = {budget: {key: {"controller": row["controller"], "horizon": row["horizon"], **{f: _stats(row[f]) for f in fields}}
+                     for key, row in by_controller.items()}
+            for budget, by_controller in summary.items()}  # fmt: skip
+    table = {"experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "results": data, "target": checks}
+    common.check_finite(table)
+    common.write_table(out, "MPC with and without the learned terminal value against long-horizon MPC", columns, rows, table, notes)
+    return table
+
+
+def _plain(values: np.ndarray, digits: int) -> str:
+    mean, std = common.mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _plot(summary: dict[str, dict[str, Any]], loops: Loops, settings: Settings, seed: int, path: Path) -> None:
+    budgets = list(summary)
+    fig = Figure(figsize=(14, 3.9 * len(budgets)))
+    axes = np.atleast_2d(fig.subplots(len(budgets), 3))
+    horizons = np.array(settings.horizons)
+    styles = {"zero": ("tab:red", "zero terminal"), "learned": ("tab:blue", "learned terminal")}
+    reference_key = f"reference_T{settings.reference_horizon}"
+    reference_ms = 1e3 * common.mean_std(summary[budgets[0]][reference_key]["seconds"])[0]
+    for (ax_gap, ax_time, ax_path), budget in zip(axes, budgets):
+        rows = summary[budget]
+        lowest = 0.0
+        for kind, (color, label) in styles.items():
+            gap = np.array([common.mean_std(100.0 * rows[f"{kind}_T{h}"]["gap"]) for h in horizons])
+            ms = np.array([common.mean_std(1e3 * rows[f"{kind}_T{h}"]["seconds"]) for h in horizons])
+            ax_gap.errorbar(horizons, gap[:, 0], yerr=gap[:, 1], marker="o", capsize=3, color=color, label=label)
+            ax_time.errorbar(horizons, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, color=color, label=label)
+            lowest = min(lowest, float((gap[:, 0] - gap[:, 1]).min()))
+        reference_label = f"T={settings.reference_horizon}, {budget_name(settings.iteration_budgets[0]).replace('_', ' ')} (reference)"
+        ax_gap.axhline(0.0, color="black", linewidth=0.8, label=reference_label)
+        ax_time.axhline(reference_ms, color="black", linewidth=0.8, label=reference_label)
+        if budget != budgets[0]:  # the long horizon under this budget
+            own_gap = 100.0 * common.mean_std(rows[reference_key]["gap"])[0]
+            own_ms = 1e3 * common.mean_std(rows[reference_key]["seconds"])[0]
+            ax_gap.axhline(own_gap, color="black", linestyle="--", linewidth=0.8, label=f"T={settings.reference_horizon}, this budget")
+            ax_time.axhline(own_ms, color="black", linestyle="--", linewidth=0.8, label=f"T={settings.reference_horizon}, this budget")
+            lowest = min(lowest, own_gap)
+        ax_gap.axhline(100 * settings.target_gap, color="gray", linestyle=":", label=f"+{100 * settings.target_gap:g}%")
+        ax_gap.set_yscale("symlog", linthresh=1.0)
+        ax_gap.set_ylim(bottom=min(-0.5, 1.5 * lowest))
+        ax_gap.set_ylabel("closed-loop cost gap (%)")
+        speedup = settings.target_speedup
+        ax_time.axhline(reference_ms / speedup, color="gray", linestyle=":", label=f"reference / {speedup:g}")
+        ax_time.set_yscale("log")
+        ax_time.set_ylabel("ms per control step")
+        for ax in (ax_gap, ax_time):
+            ax.set_xscale("log")
+            ax.set_xticks(horizons, [str(h) for h in horizons])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("MPC horizon T")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_title(budget.replace("_", " ") + " per step")
+        ax_gap.legend(fontsize=7)
+        by_controller = loops[budget]
+        paths = [(("reference", settings.reference_horizon), "black", f"reference T={settings.reference_horizon}")]
+        target = settings.target_horizon
+        paths += [((kind, target), color, f"T={target} {label}") for kind, (color, label) in styles.items()]
+        for key, color, label in paths:
+            for i, loop in enumerate(by_controller[key][seed][:3]):
+                ax_path.plot(loop.xs[:, 0], loop.xs[:, 1], color=color, label=label if i == 0 else None)
+                ax_path.plot(loop.xs[0, 0], loop.xs[0, 1], "o", color="gray")
+        ax_path.plot(0.0, 0.0, "k*", markersize=10)
+        ax_path.set_xlabel("x")
+        ax_path.set_ylabel("y")
+        ax_path.set_aspect("equal", adjustable="datalim")
+        ax_path.set_title(f"closed-loop paths (seed {seed}, first starts)")
+        ax_path.legend(fontsize=7)
+    fig.suptitle(f"Unicycle MPC, {settings.n_steps} steps: learned terminal value vs zero terminal vs T={settings.reference_horizon}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
