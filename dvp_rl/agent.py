@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from stable_baselines3.common.logger import HParam, Logger, configure
 from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from dvp_rl.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from dvp_rl.checkpoint import CheckpointError, jsonable, read_checkpoint, write_checkpoint
 from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, unwrap
 from dvp_rl.sampling import LostSolve, SolverPool, SolveSpec, check_backend, default_workers, make_env, make_pool, solve_states
 from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
@@ -272,7 +271,7 @@ class DVP:
         return callback
 
     def _record_hparams(self) -> None:
-        hparams = {k: _jsonable(v) for k, v in self.hyperparameters().items()}
+        hparams = {k: jsonable(v) for k, v in self.hyperparameters().items()}
         hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
         hparams["env_id"] = self.env_id
         metrics = {"dvp/bellman_residual": 0.0, "train/value_loss": 0.0}
@@ -447,14 +446,14 @@ class DVP:
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments that define the algorithm (JSON-serialisable)."""
-        return {k: _jsonable(getattr(self, k)) for k in HYPERPARAMETERS}
+        return {k: jsonable(getattr(self, k)) for k in HYPERPARAMETERS}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save to one zip (hyper-parameters as JSON, the network's state dict, training state); atomic."""
         data = {
             "class": type(self).__name__,
             "env_id": self.env_id,
-            "env_kwargs": _jsonable(self.env_kwargs),
+            "env_kwargs": jsonable(self.env_kwargs),
             "hyperparameters": self.hyperparameters(),
             "net_config": self.policy_net.config | ({"residual_dim": self.residual_dim} if self.value_net == "gauss_residual" else {}),
             "iteration": self.iteration,
@@ -466,7 +465,7 @@ class DVP:
         arrays = {"validation_states": self._validation_states}
         if self._validation_values is not None:
             arrays["validation_values"] = self._validation_values
-        return write_checkpoint(path, _jsonable(data), self.policy_net.state_dict(), arrays)
+        return write_checkpoint(path, jsonable(data), self.policy_net.state_dict(), arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, **kwargs: Any) -> "DVP":
@@ -514,16 +513,3 @@ def _as_weights(weights: SobolevWeights | dict | Sequence[float]) -> SobolevWeig
         raise ValueError(f"sobolev_weights must be (value, gradient[, hessian]), got {weights}")
     return SobolevWeights(*values)
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, SobolevWeights):
-        return asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value

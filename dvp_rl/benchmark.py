@@ -46,6 +46,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from baselines.ppo import Rollout, critic_values, discounted_cost, load_hyperparams, make_ppo, rollout
 from dvp_rl.agent import DVP
+from dvp_rl.checkpoint import jsonable
 from dvp_rl.ground_truth import GroundTruth, ground_truth, value_errors
 from dvp_rl.sampling import make_env
 
@@ -522,7 +523,7 @@ def _log_hyperparameters(writer: SummaryWriter, result: RunResult, task: Task, c
                "n_eval_states": config.n_eval_states, "ground_truth_horizon": task.truth.horizon,
                "stopped_by_budget": result.stopped_by_budget}  # fmt: skip
     hparams |= {f"{result.algo.lower()}/{k}": v for k, v in result.hyperparameters.items()}
-    hparams = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(_jsonable(v))) for k, v in hparams.items()}
+    hparams = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(jsonable(v))) for k, v in hparams.items()}
     rows = "\n".join(f"| {k} | {v} |" for k, v in hparams.items())
     writer.add_text("hyperparameters", f"| parameter | value |\n|---|---|\n{rows}", result.transitions)
     metrics = {f"hparams/{k}": v for k, v in result.final.items()}
@@ -596,7 +597,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
                 plots.save_png(image, out / "figures" / f"{short_name(env_id)}__{name}.png")
                 writer.add_image(f"figures/{name}", image, dataformats="HWC")
     summary = summarize(runs, tasks, config, time.perf_counter() - started)
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, allow_nan=True))
+    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, allow_nan=True))
     (out / "summary.md").write_text(summary_markdown(summary))
     if config.verbose:
         print(f"wrote {out} ({time.perf_counter() - started:.0f} s); tensorboard --logdir {out / 'tb'}", flush=True)
@@ -773,22 +774,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             lines.append("DVP's value MSE did not get below PPO's final one in every seed.")
         lines.append("")
     return "\n".join(lines)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, type):
-        return value.__name__
-    return value
 
 
 __all__ = [

@@ -7,6 +7,7 @@ Layout of the zip: ``data`` (JSON: hyper-parameters and training state),
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -21,6 +22,25 @@ import torch
 
 FORMAT_VERSION = 1
 REQUIRED_ENTRIES = ("data", "value_net.pth", "arrays.npz", "format_version")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples, paths, types and dataclasses turned into JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, type):
+        return value.__name__
+    return value
 
 
 class CheckpointError(ValueError):
