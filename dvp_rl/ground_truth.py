@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dvp_rl.ocp import reference_guesses
 from dvp_rl.sampling import LostSolve, SolveSpec, check_backend, make_env, make_pool, solve_states
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ def ground_truth(
     """Optimal cost-to-go and its gradient at ``states`` (N, nx), from long-horizon multi-start DDP.
 
     :param horizon: default :func:`default_horizon`
-    :param guesses: initial guesses tried per state, best converged kept (default: the env's
-        ``ddp_guesses`` — several for the pendulum and the unicycle, which have local optima)
+    :param guesses: initial guesses tried per state, best converged kept (default:
+        :func:`dvp_rl.ocp.reference_guesses`, the env's ``ddp_guesses`` plus ``"continuation"``)
     :param cache_dir: folder of the on-disk cache (``None``: no cache)
     :param n_workers: processes (or Ray tasks) solving in parallel (``None``: all cores, or all
         CPUs of the Ray cluster; 1 with the local backend and no ``solve_timeout``: in this process)
@@ -97,7 +98,7 @@ def ground_truth(
     if states.ndim != 2 or states.shape[1] != base.nx:
         raise ValueError(f"states must have shape (N, {base.nx}), got {states.shape}")
     T = int(horizon) if horizon is not None else default_horizon(env, gamma)
-    spec = SolveSpec(env_id, env_kwargs, T, float(gamma), None, max_iter, 1e-9, tuple(guesses or base.ddp_guesses))
+    spec = SolveSpec(env_id, env_kwargs, T, float(gamma), None, max_iter, 1e-9, tuple(guesses or reference_guesses(base)))
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"{env_id.split('/')[-1]}__{cache_key(spec, states)}.npz"

@@ -70,7 +70,16 @@ def unwrap(env: Any) -> DifferentiableEnv:
 
 
 #: named initial guesses, see :meth:`OptimalControlProblem.initial_guess`
-GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus")
+GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus", "continuation")
+
+#: horizon of the short problem solved by the ``continuation`` guess (at most half of ``T``)
+CONTINUATION_HORIZON = 50
+
+
+def reference_guesses(env: Any) -> tuple[str, ...]:
+    """Initial guesses of long-horizon reference solves: the env's ``ddp_guesses`` plus ``"continuation"``."""
+    named = tuple(unwrap(env).ddp_guesses)
+    return named if "continuation" in named else named + ("continuation",)
 
 
 class TransitionCounter(crocoddyl.CallbackAbstract):
@@ -139,6 +148,7 @@ class OptimalControlProblem:
         self.running_models = [self.env.action_model(self.gamma**k) for k in range(self.horizon)]
         self.problem: crocoddyl.ShootingProblem | None = None
         self.solver: crocoddyl.SolverBoxFDDP | None = None
+        self._short: OptimalControlProblem | None = None  # the continuation guess's problem, built on first use
         self.set_terminal(terminal)
 
     def set_terminal(self, terminal: TerminalSpec) -> None:
@@ -177,11 +187,22 @@ class OptimalControlProblem:
         the pendulum it converged in 97.5% of 40 starts against 87.5% for a zero-control
         rollout); ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half
         the control bound, +/-, over the first fifth of the horizon, then zero, rolled out
-        (breaks the symmetry of swing-ups and turns, which have local optima).
+        (breaks the symmetry of swing-ups and turns, which have local optima);
+        ``continuation``: the best solution of a short problem (``min(50, T // 2)`` nodes, no
+        terminal cost, the env's other guesses), then its last state held with zero controls.
+        Long horizons need it: a swing-up solved at T=300 from the other guesses lands in a
+        worse local optimum for 27 of 40 pendulum states (V 14.1 instead of 2.5 at worst).
         """
+        xs, us, _ = self._guess(np.asarray(x0, dtype=np.float64), name)
+        return xs, us
+
+    def _guess(self, x0: np.ndarray, name: str) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
+        """:meth:`initial_guess` plus the transitions spent making it (the continuation's short solves)."""
         env, T = self.env, self.horizon
         if name == "hold":
-            return [x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)]
+            return [x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)], 0
+        if name == "continuation":
+            return self._continuation_guess(x0)
         us = [np.zeros(env.nu) for _ in range(T)]
         if name in ("push_plus", "push_minus"):
             push = 0.5 * (env.action_high if name == "push_plus" else env.action_low)
@@ -189,13 +210,27 @@ class OptimalControlProblem:
                 us[k] = push.copy()
         elif name != "zero_rollout":
             raise ValueError(f"unknown initial guess {name!r}; expected one of {GUESSES}")
-        return None, us
+        return None, us, 0
+
+    def _continuation_guess(self, x0: np.ndarray) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
+        T, nu = self.horizon, self.env.nu
+        short_T = max(1, min(CONTINUATION_HORIZON, T // 2))
+        if self._short is None:
+            self._short = OptimalControlProblem(self.env, short_T, self.gamma, None, self.max_iter, self.th_stop)
+        guesses = tuple(g for g in self.env.ddp_guesses if g != "continuation") or ("hold",)
+        short = self._short.solve_best(x0, guesses)
+        if not (np.all(np.isfinite(short.xs)) and np.all(np.isfinite(short.us))):
+            xs, us, _ = self._guess(x0, "hold")
+            return xs, us, short.n_transitions
+        xs = [x.copy() for x in short.xs] + [short.xs[-1].copy() for _ in range(T - short_T)]
+        us = [u.copy() for u in short.us] + [np.zeros(nu) for _ in range(T - short_T)]
+        return xs, us, short.n_transitions
 
     def solve_best(self, x0: np.ndarray, guesses: tuple[str, ...] = ("hold",)) -> SolveResult:
         """Solve from each named initial guess and keep the lowest converged cost.
 
-        ``n_transitions`` adds up all the solves; ``converged`` is False only if none converged
-        (then the last attempt is returned).
+        ``n_transitions`` adds up all the solves (a continuation's short solves included);
+        ``converged`` is False only if none converged (then the last attempt is returned).
         """
         if not guesses:
             raise ValueError("guesses must name at least one initial guess")
@@ -203,9 +238,9 @@ class OptimalControlProblem:
         last: SolveResult | None = None
         total = 0
         for name in guesses:
-            xs, us = self.initial_guess(np.asarray(x0, dtype=np.float64), name)
+            xs, us, spent = self._guess(np.asarray(x0, dtype=np.float64), name)
             last = self.solve(x0, xs_init=xs, us_init=us)
-            total += last.n_transitions
+            total += spent + last.n_transitions
             if last.converged and (best is None or last.cost < best.cost):
                 best = last
         chosen = best if best is not None else last

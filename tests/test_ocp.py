@@ -119,3 +119,26 @@ def test_transition_count_bounds_the_real_node_evaluations(max_control, max_iter
         calls[0] = 0
         r = ocp.solve(x0)
         assert calls[0] <= r.n_transitions <= 1.2 * calls[0]
+
+
+def test_continuation_guess_escapes_the_long_horizon_local_optimum():
+    """At T=100 the named guesses land the pendulum in a poor swing (V ~7.0 from 0.86 rad); solving
+    T=50 first and holding its end state finds a plan that costs about a third, and that plan is real:
+    rolling its controls out through the env's own step equations gives the same cost."""
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    ocp = OptimalControlProblem(env, 100)
+    x0 = np.array([0.86055566, -0.46042657])
+    named = ocp.solve_best(x0, ("hold", "zero_rollout", "push_plus", "push_minus"))
+    cont = ocp.solve_best(x0, ("continuation",))
+    assert named.converged and cont.converged
+    assert cont.cost < 0.5 * named.cost
+    x, rollout = x0.copy(), 0.0
+    for u in cont.us:
+        rollout += env.cost(x, u)
+        x = env.dynamics(x, u)
+    assert cont.cost == pytest.approx(rollout, rel=1e-9)
+    # the short solve (T=50) is a lower bound of the T=100 value (running costs are >= 0)
+    short = OptimalControlProblem(env, 50).solve_best(x0, env.ddp_guesses)
+    assert short.cost <= cont.cost + 1e-9
+    # its transitions are counted: more than the long solve's own
+    assert cont.n_transitions > ocp.solve(x0, *ocp.initial_guess(x0, "continuation")).n_transitions
