@@ -99,8 +99,12 @@ def _check_dataset(net: ValueNetwork, x: np.ndarray, V: np.ndarray, Vx: np.ndarr
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op threads (restored afterwards)."""
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` inside, restored afterwards (``None``: left as is).
+
+    One thread is fastest for the small networks of this package and does not fight the DDP
+    workers for cores: the fits use it, and so do the experiments (``torch_threads(1)``).
+    """
     if n is None:
         yield
         return
@@ -140,7 +144,7 @@ def fit_value_network(
     :param num_threads: torch CPU threads during the fit (``None``: leave as is). One thread is
         fastest for these small networks and does not fight the DDP workers for cores.
     """
-    with _torch_threads(num_threads if torch.device(device).type == "cpu" else None):
+    with torch_threads(num_threads if torch.device(device).type == "cpu" else None):
         return _fit(net, x, V, Vx, Vxx, weights, learning_rate, batch_size, max_epochs, patience, validation_fraction, seed, device, polish_steps)
 
 

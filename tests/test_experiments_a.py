@@ -1,14 +1,12 @@
 """Experiments of the paper's Fig. 1-6 (convergence, horizon, noise): quick runs produce every output."""
 
-import json
-import math
-
 import numpy as np
 import pytest
 
-from dvp_rl.experiments import common, get_experiment
+from dvp_rl.experiments import get_experiment
 from dvp_rl.experiments.noise import NoisyFirstFitDVP
 from dvp_rl.ocp import BatchSolveResult
+from tests.conftest import check_experiment_outputs
 
 FIGURES = {
     "convergence": ("value_maps.png", "convergence.png"),
@@ -17,34 +15,13 @@ FIGURES = {
 }
 
 
-def _numbers(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _numbers(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _numbers(v)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield value
-
-
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_quick_run_writes_every_output(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the ground-truth cache (runs/ground_truth) lands in tmp_path
     out = tmp_path / name
     table = get_experiment(name)(out, seeds=(0,), quick=True)
-
-    for figure in FIGURES[name]:
-        assert (out / figure).stat().st_size > 1000, figure
-    markdown = (out / "table.md").read_text()
-    assert markdown.startswith("# ") and "| --- |" not in markdown and "|---|" in markdown
-    assert "n/a" not in markdown and "nan" not in markdown.lower()
-    data = json.loads((out / "table.json").read_text())
-    assert data == json.loads(json.dumps(table, default=common._json_default))
-    numbers = list(_numbers(data))
-    assert numbers and all(math.isfinite(x) for x in numbers)
-    events = list((out / "tb").rglob("events.out.tfevents.*"))
-    assert events and all(e.stat().st_size > 0 for e in events)
+    markdown, _ = check_experiment_outputs(out, table, FIGURES[name])
+    assert "| --- |" not in markdown and "n/a" not in markdown
 
 
 def _fake_batch(rng, n=4000, nx=3):

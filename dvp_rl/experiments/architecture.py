@@ -37,10 +37,10 @@ from matplotlib.figure import Figure
 
 from dvp_rl.experiments import common
 from dvp_rl.experiments.sobolev_regression import (
-    ENV_ID, Dataset, cell, make_network, network_errors, predict, solved_dataset, stats, target_scale, validation_set,
+    ENV_ID, Dataset, make_network, network_errors, predict, solved_dataset, target_scale, validation_set,
 )  # fmt: skip
 from dvp_rl.sampling import make_env
-from dvp_rl.sobolev import SobolevWeights
+from dvp_rl.sobolev import SobolevWeights, torch_threads
 from dvp_rl.terminal import value_terminal
 from dvp_rl.value_networks import VALUE_NETWORK_KINDS, ValueNetwork
 
@@ -181,13 +181,8 @@ def run(
 
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
-    out = common.out_dir_for(NAME, out_dir)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
+    with torch_threads(1):
         env = make_env(ENV_ID).unwrapped
         validation = validation_set(settings)
         X, Y, grid_states = xy_grid(settings.grid)
@@ -213,8 +208,6 @@ def run(
                     terminal_eval_us(net, validation.x, settings.timing_calls), grid_V, grid_Vx,
                 )  # fmt: skip
                 _log(out, kind, seed, settings, curves)
-    finally:
-        torch.set_num_threads(previous_threads)
     _plot_curves(results, out / "training_curves.png")
     _plot_field(results, seeds[0], X, Y, grid_truth, out / "gradient_field.png")
     return _write_table(results, settings, seeds, out)
@@ -244,7 +237,7 @@ def _write_table(results: dict[str, dict[int, SeedResult]], settings: Settings, 
         "seconds_per_epoch": lambda r: r.curves.seconds_per_epoch,
         "terminal_eval_us": lambda r: r.terminal_us,
     }
-    data = {kind: {name: stats(per_seed(kind, get)) for name, get in metrics.items()} for kind in results}
+    data = {kind: {name: common.stats(per_seed(kind, get), per_seed=True) for name, get in metrics.items()} for kind in results}
     curves = {
         kind: {field: np.mean([getattr(r.curves, field) for r in results[kind].values()], axis=0).tolist()
                for field in ("train_value", "train_gradient", "val_value", "val_gradient")}
@@ -256,9 +249,9 @@ def _write_table(results: dict[str, dict[int, SeedResult]], settings: Settings, 
                      "grid_gradient_rel_error")  # fmt: skip
     rows = []
     for kind in results:
-        cells = [cell(per_seed(kind, metrics[name])) for name in error_metrics]
-        timing = [f"{m:.3f} ± {s:.3f}" for m, s in (common.mean_std(per_seed(kind, metrics["seconds_per_epoch"])),)]
-        timing += [f"{m:.0f} ± {s:.0f}" for m, s in (common.mean_std(per_seed(kind, metrics["terminal_eval_us"])),)]
+        cells = [common.cell(per_seed(kind, metrics[name])) for name in error_metrics]
+        timing = [common.plain_cell(per_seed(kind, metrics["seconds_per_epoch"]), 3),
+                  common.plain_cell(per_seed(kind, metrics["terminal_eval_us"]), 0)]
         rows.append([LABELS[kind], *cells, *timing])
     notes = (
         f"Unicycle, targets from T={settings.horizon} DDP solves, {settings.n_train} training states per seed, {len(seeds)} seed(s) "
@@ -273,9 +266,7 @@ def _write_table(results: dict[str, dict[int, SeedResult]], settings: Settings, 
     table = {
         "experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "results": data, "mean_curves": curves,
     }  # fmt: skip
-    common.check_finite(table)
-    common.write_table(out, "Gauss-residual against feed-forward value networks (paper Fig. 8-9)", columns, rows, table, notes)
-    return table
+    return common.publish_table(out, "Gauss-residual against feed-forward value networks (paper Fig. 8-9)", columns, rows, table, notes)
 
 
 def _plot_curves(results: dict[str, dict[int, SeedResult]], path: Path) -> None:

@@ -1,17 +1,21 @@
-"""Shared plumbing of the experiments: output folders, tables (markdown + JSON), seeds, tensorboard."""
+"""Shared plumbing of the experiments: the preamble of ``run`` (seeds, budget, output folder),
+per-seed statistics and table cells, tables (markdown + JSON), tensorboard."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 DEFAULT_ROOT = Path("runs/reproduce")
+
+#: an experiment's settings (budget) class
+S = TypeVar("S")
 
 
 def out_dir_for(name: str, out: str | Path | None = None) -> Path:
@@ -21,10 +25,47 @@ def out_dir_for(name: str, out: str | Path | None = None) -> Path:
     return path
 
 
+def prepare(
+    name: str,
+    out_dir: str | Path | None,
+    seeds: Sequence[int],
+    quick: bool,
+    settings: S | None,
+    quick_settings: S,
+    full_settings: S,
+    validate: Callable[[S], None] | None = None,
+) -> tuple[S, Path]:
+    """The preamble of an experiment's ``run``: reject an empty ``seeds``, pick the budget
+    (``settings``, default ``quick_settings`` or ``full_settings`` after ``quick``), let
+    ``validate`` check it (raise to reject it) and make the output folder (:func:`out_dir_for`).
+
+    :return: ``(settings, out)``
+    """
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    chosen = settings or (quick_settings if quick else full_settings)
+    if validate is not None:
+        validate(chosen)
+    return chosen, out_dir_for(name, out_dir)
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and (population) standard deviation over seeds; NaN-free input expected."""
     arr = np.asarray(values, dtype=np.float64)
     return float(arr.mean()), float(arr.std())
+
+
+def stats(values: Sequence[float] | np.ndarray, per_seed: bool = False) -> dict[str, Any]:
+    """``{"mean", "std"}`` of per-seed values (JSON), plus ``"per_seed"`` (the values) with ``per_seed``."""
+    mean, std = mean_std(values)
+    if per_seed:
+        return {"mean": mean, "std": std, "per_seed": [float(v) for v in values]}
+    return {"mean": mean, "std": std}
+
+
+def curve_stats(values: np.ndarray) -> dict[str, list[float]]:
+    """``{"mean", "std"}`` over seeds of per-seed curves (rows of ``values``), per column (JSON)."""
+    return {"mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()}
 
 
 def fmt(mean: float, std: float | None = None, digits: int = 2) -> str:
@@ -36,6 +77,17 @@ def fmt(mean: float, std: float | None = None, digits: int = 2) -> str:
     return f"{mean:.{digits}e} ± {std:.1e}"
 
 
+def cell(values: Sequence[float] | np.ndarray) -> str:
+    """``mean ± std`` cell of per-seed values (:func:`fmt`)."""
+    return fmt(*mean_std(values))
+
+
+def plain_cell(values: Sequence[float] | np.ndarray, digits: int) -> str:
+    """``mean ± std`` cell of per-seed values in fixed-point notation with ``digits`` decimals."""
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def write_table(out_dir: Path, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], data: dict[str, Any], notes: str = "") -> None:
     """Write ``table.md`` (a markdown table with a title and notes) and ``table.json`` (``data``)."""
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -44,6 +96,15 @@ def write_table(out_dir: Path, title: str, columns: Sequence[str], rows: Sequenc
         lines += ["", notes]
     (out_dir / "table.md").write_text("\n".join(lines) + "\n")
     (out_dir / "table.json").write_text(json.dumps(data, indent=2, default=_json_default))
+
+
+def publish_table(
+    out_dir: Path, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], data: dict[str, Any], notes: str = ""
+) -> dict[str, Any]:
+    """:func:`check_finite` on ``data``, then :func:`write_table`; return ``data`` (the experiment's result)."""
+    check_finite(data)
+    write_table(out_dir, title, columns, rows, data, notes)
+    return data
 
 
 def _json_default(obj: Any) -> Any:

@@ -12,17 +12,15 @@ Outputs under ``runs/reproduce/convergence/``: ``value_maps.png``, ``convergence
 ``value_maps.npz`` (the maps' arrays), ``table.md``/``table.json`` and tensorboard runs
 ``tb/<env>__DVP__<seed>`` (every number the agent logs, plus ``eval/*``).
 
-The helpers here (:class:`IterationRecorder`, :func:`train_and_record`,
-:func:`single_torch_thread`, :func:`curves`, :func:`plot_curves`) are shared with the
-``horizon`` and ``noise`` experiments.
+The helpers here (:class:`IterationRecorder`, :func:`train_and_record`, :func:`curves`,
+:func:`plot_curves`, :class:`Budget`) are shared with the ``horizon`` and ``noise`` experiments.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,7 +31,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from dvp_rl.agent import DVP  # noqa: E402
@@ -41,6 +38,7 @@ from dvp_rl.callbacks import GroundTruthEvalCallback  # noqa: E402
 from dvp_rl.experiments import common  # noqa: E402
 from dvp_rl.ground_truth import GroundTruth, ground_truth  # noqa: E402
 from dvp_rl.sampling import make_env  # noqa: E402
+from dvp_rl.sobolev import torch_threads  # noqa: E402
 
 NAME = "convergence"
 
@@ -50,18 +48,6 @@ EVAL_SEED = 10_000
 
 
 # --------------------------------------------------------------------------- shared helpers
-@contextlib.contextmanager
-def single_torch_thread() -> Iterator[None]:
-    """One torch intra-op thread inside (restored after): the fits of these small nets are
-    fastest on one thread and do not fight the DDP solves for cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class IterationRecord(NamedTuple):
     """Errors after one DVP iteration, on the ground-truth states.
 
@@ -165,17 +151,6 @@ def plot_curves(ax: Any, x: np.ndarray, values: np.ndarray, label: str, color: A
     ax.grid(True, which="both", alpha=0.3)
 
 
-def cell(values: Sequence[float] | np.ndarray) -> str:
-    """``mean ± std`` cell of per-seed values."""
-    return common.fmt(*common.mean_std(values))
-
-
-def stats(values: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """``{"mean", "std"}`` of per-seed values (JSON)."""
-    mean, std = common.mean_std(values)
-    return {"mean": mean, "std": std}
-
-
 # --------------------------------------------------------------------------- this experiment
 @dataclass(frozen=True)
 class EnvSetup:
@@ -216,7 +191,7 @@ class Budget:
     ``iterations``: DVP iterations; ``horizon``, ``n_samples``, ``net_arch``, ``max_epochs``,
     ``patience``, ``polish_steps``, ``n_validation``: :class:`dvp_rl.DVP`'s arguments (gamma is 1);
     ``n_eval``: random states of the error measurements; ``truth_horizon``/``truth_guesses``:
-    ``None`` is :func:`ground_truth`'s default (the env's ``value_horizon`` and ``ddp_guesses``).
+    ``None`` is :func:`ground_truth`'s default (the env's ``value_horizon`` and :func:`dvp_rl.ocp.reference_guesses`).
     """
 
     iterations: int = 10
@@ -289,15 +264,15 @@ def run(
     :param envs: labels of :data:`ENVS` to run (default all)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
     setups = [s for s in ENVS if envs is None or s.label in envs]
-    if not setups:
-        raise ValueError(f"no env among {envs}; expected labels from {[s.label for s in ENVS]}")
+
+    def validate(_: Settings) -> None:
+        if not setups:
+            raise ValueError(f"no env among {envs}; expected labels from {[s.label for s in ENVS]}")
+
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL, validate)
     snapshots = tuple(i for i in settings.snapshots if i <= settings.iterations)
-    out = common.out_dir_for(NAME, out_dir)
-    with single_torch_thread():
+    with torch_threads(1):
         results = {setup.label: _run_env(setup, seeds, settings, snapshots, out, n_workers) for setup in setups}
     _plot_maps(results, snapshots, out / "value_maps.png")
     np.savez(out / "value_maps.npz", **{f"{label}__{key}": value for label, r in results.items() for key, value in r["maps"].items()})
@@ -376,16 +351,16 @@ def _write_table(results: dict[str, Any], seeds: Sequence[int], settings: Settin
         for iteration in table_iterations:
             if iteration > per_field["value_mse"].shape[1]:
                 continue
-            rows.append([label, iteration] + [cell(per_field[f][:, iteration - 1]) for f in fields])
+            rows.append([label, iteration] + [common.cell(per_field[f][:, iteration - 1]) for f in fields])
         best = per_field["value_rel_mse"].min(axis=1)
         data["systems"][label] = {
             "env_id": r["setup"].env_id,
             "truth": {"n_states": int(r["truth"].converged.sum()), "horizon": r["truth"].horizon,
                       "map_states_converged": int(r["map_truth"].converged.sum())},
-            "per_iteration": {f: {"mean": v.mean(axis=0).tolist(), "std": v.std(axis=0).tolist()} for f, v in per_field.items()},
+            "per_iteration": {f: common.curve_stats(v) for f, v in per_field.items()},
             "per_seed": {str(seed): [record._asdict() for record in recorder.records] for seed, recorder in zip(seeds, recorders)},
-            "final": {f: stats(v[:, -1]) for f, v in per_field.items()},
-            "best_value_rel_mse": stats(best),
+            "final": {f: common.stats(v[:, -1]) for f, v in per_field.items()},
+            "best_value_rel_mse": common.stats(best),
         }  # fmt: skip
     notes = (
         f"DVP with T={settings.horizon}, {settings.n_samples} samples per iteration, gamma=1, net {list(settings.net_arch)}; "
@@ -393,12 +368,10 @@ def _write_table(results: dict[str, Any], seeds: Sequence[int], settings: Settin
         f"the same states, V_0 = 0. Mean ± std over seeds {list(seeds)}. Paper: value MSE ~1e-5 for pendulum and "
         "cart-pole, ~1e-3 for the unicycle (its cost scale, not necessarily ours: compare the relative MSE)."
     )
-    common.check_finite(data)
-    common.write_table(out, "DVP convergence to the optimal value (paper Fig. 1-3)", columns, rows, data, notes)
-    return data
+    return common.publish_table(out, "DVP convergence to the optimal value (paper Fig. 1-3)", columns, rows, data, notes)
 
 
 __all__ = [
     "ENVS", "FULL", "QUICK", "QUICK_BUDGET", "Budget", "EnvSetup", "IterationRecord", "IterationRecorder", "Settings",
-    "cell", "curves", "plot_curves", "run", "single_torch_thread", "stats", "train_and_record",
+    "curves", "plot_curves", "run", "train_and_record",
 ]  # fmt: skip

@@ -31,9 +31,10 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dvp_rl.experiments import common  # noqa: E402
-from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, cell, curves, plot_curves, single_torch_thread, stats, train_and_record  # noqa: E402
-from dvp_rl.ocp import OptimalControlProblem  # noqa: E402
+from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, curves, plot_curves, train_and_record  # noqa: E402
+from dvp_rl.ocp import OptimalControlProblem, reference_guesses  # noqa: E402
 from dvp_rl.sampling import make_env  # noqa: E402
+from dvp_rl.sobolev import torch_threads  # noqa: E402
 from dvp_rl.terminal import value_terminal  # noqa: E402
 
 NAME = "horizon"
@@ -131,17 +132,12 @@ def run(
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
-    if not set(settings.mpc_horizons) <= set(settings.horizons):
-        raise ValueError(f"mpc_horizons {settings.mpc_horizons} must be among horizons {settings.horizons}")
-    out = common.out_dir_for(NAME, out_dir)
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL, _validate)
     env = make_env(ENV_ID).unwrapped
     starts = np.array(settings.starts, dtype=np.float64).reshape(-1, env.nx)
-    with single_torch_thread():
+    with torch_threads(1):
         truth = settings.eval_truth(ENV_ID, n_workers)
-        references = [OptimalControlProblem(env, settings.reference_horizon).solve_best(x0, env.ddp_guesses) for x0 in starts]
+        references = [OptimalControlProblem(env, settings.reference_horizon).solve_best(x0, reference_guesses(env)) for x0 in starts]
         recorders: dict[int, list] = {T: [] for T in settings.horizons}
         loops: dict[int, dict[str, list[list[ClosedLoop]]]] = {T: {"learned": [], "zero": []} for T in settings.mpc_horizons}
         for T in settings.horizons:
@@ -164,6 +160,12 @@ def run(
     _plot_paths(loops, references, starts, settings, seeds[0], out / "horizon_mpc.png")
     _log_mpc(loops, ref_costs, out)
     return _write_table(recorders, loops, references, ref_costs, seeds, settings, truth.converged.sum(), out)
+
+
+def _validate(settings: Settings) -> None:
+    """Reject settings whose MPC horizons are not among the DVP horizons (their agents are the MPC's terminals)."""
+    if not set(settings.mpc_horizons) <= set(settings.horizons):
+        raise ValueError(f"mpc_horizons {settings.mpc_horizons} must be among horizons {settings.horizons}")
 
 
 def _cost_ratio(runs: list[list[ClosedLoop]], ref_costs: np.ndarray) -> np.ndarray:
@@ -248,21 +250,21 @@ def _write_table(
     for T, recs in recorders.items():
         rel, grad = curves(recs, "value_rel_mse"), curves(recs, "gradient_rel_error")
         entry: dict[str, Any] = {
-            "value_rel_mse": {"mean": rel.mean(axis=0).tolist(), "std": rel.std(axis=0).tolist()},
+            "value_rel_mse": common.curve_stats(rel),
             "value_mse": {"mean": curves(recs, "value_mse").mean(axis=0).tolist()},
-            "gradient_rel_error": {"mean": grad.mean(axis=0).tolist(), "std": grad.std(axis=0).tolist()},
-            "final_value_rel_mse": stats(rel[:, -1]),
-            "best_value_rel_mse": stats(rel.min(axis=1)),
-            "final_gradient_rel_error": stats(grad[:, -1]),
+            "gradient_rel_error": common.curve_stats(grad),
+            "final_value_rel_mse": common.stats(rel[:, -1]),
+            "best_value_rel_mse": common.stats(rel.min(axis=1)),
+            "final_gradient_rel_error": common.stats(grad[:, -1]),
         }
-        row = [T, cell(rel[:, -1]), cell(rel.min(axis=1)), cell(grad[:, -1])]
+        row = [T, common.cell(rel[:, -1]), common.cell(rel.min(axis=1)), common.cell(grad[:, -1])]
         if T in loops:
             arms = loops[T]
             ratios = {arm: _cost_ratio(arms[arm], ref_costs) for arm in ("learned", "zero")}
             dists = {arm: _final_distance(arms[arm]) for arm in ("learned", "zero")}
             entry["mpc"] = {
-                "cost_ratio": {arm: stats(v) for arm, v in ratios.items()},
-                "final_distance": {arm: stats(v) for arm, v in dists.items()},
+                "cost_ratio": {arm: common.stats(v) for arm, v in ratios.items()},
+                "final_distance": {arm: common.stats(v) for arm, v in dists.items()},
                 "cost": {arm: [[loop.cost for loop in per_start] for per_start in arms[arm]] for arm in arms},
                 "unconverged_solves": {arm: int(sum(loop.unconverged for per_start in arms[arm] for loop in per_start)) for arm in arms},
             }
@@ -287,9 +289,7 @@ def _write_table(
         "Paper: proper convergence for T >= 40, slower or failing below; MPC with the learned value stays near the long-horizon "
         "trajectory where MPC without it does not."
     )
-    common.check_finite(data)
-    common.write_table(out, "DVP against the DDP horizon T, unicycle (paper Fig. 4-5)", columns, rows, data, notes)
-    return data
+    return common.publish_table(out, "DVP against the DDP horizon T, unicycle (paper Fig. 4-5)", columns, rows, data, notes)
 
 
 __all__ = ["FULL", "HORIZONS", "MPC_HORIZONS", "QUICK", "ClosedLoop", "Settings", "closed_loop", "mpc_controller", "run"]

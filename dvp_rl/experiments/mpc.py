@@ -45,14 +45,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from dvp_rl.agent import DVP
 from dvp_rl.experiments import common
-from dvp_rl.ocp import OptimalControlProblem, TerminalSpec
+from dvp_rl.ocp import OptimalControlProblem, TerminalSpec, reference_guesses
 from dvp_rl.sampling import make_env
+from dvp_rl.sobolev import torch_threads
 from dvp_rl.terminal import value_terminal
 
 NAME = "mpc"
@@ -147,7 +147,7 @@ def closed_loop(ocp: OptimalControlProblem, x0: np.ndarray, n_steps: int, retry_
         running += env.cost(x, u)
         x = env.dynamics(x, u)
         xs.append(x)
-    final = tail.solve_best(x, env.ddp_guesses)
+    final = tail.solve_best(x, reference_guesses(env))
     if not np.isfinite(final.cost):
         raise RuntimeError(f"the tail solve (T={tail.horizon}) failed from the final state {x}")
     n = max(int(n_steps), 1)
@@ -187,16 +187,11 @@ def run(
 
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
-    out = common.out_dir_for(NAME, out_dir)
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
     env = make_env(ENV_ID).unwrapped
     tail = OptimalControlProblem(env, settings.tail_horizon, 1.0)
     loops: Loops = {}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for seed in seeds:
             agent = train_agent(settings, seed, out)
             learned = value_terminal(agent.policy_net.export(), env.nx, env.nu)
@@ -213,8 +208,6 @@ def run(
                         loop = closed_loop(ocp, x0, settings.n_steps, retry_cold=budget is None, tail=tail)
                         by_controller.setdefault((name, horizon), {}).setdefault(seed, []).append(loop)
             _log_seed(out, seed, settings, loops)
-    finally:
-        torch.set_num_threads(previous_threads)
     summary = _summarise(loops, seeds)
     _plot(summary, loops, settings, seeds[0], out / "mpc.png")
     return _write_table(summary, settings, seeds, out)
@@ -259,11 +252,6 @@ def _summarise(loops: Loops, seeds: Sequence[int]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def _stats(values: np.ndarray) -> dict[str, Any]:
-    mean, std = common.mean_std(values)
-    return {"mean": mean, "std": std, "per_seed": [float(v) for v in values]}
-
-
 def _target(summary: dict[str, dict[str, Any]], settings: Settings) -> dict[str, dict[str, Any]]:
     """Per budget: the target horizon's gap and speed-ups, whether the target is met, and the shortest
     horizon whose learned-terminal MPC is within the target gap (``None``: none is)."""
@@ -295,8 +283,9 @@ def _write_table(summary: dict[str, dict[str, Any]], settings: Settings, seeds: 
             gap_mean, gap_std = common.mean_std(100.0 * row["gap"])
             rows.append([
                 budget.replace("_", " "), label[row["controller"]], row["horizon"], common.fmt(*common.mean_std(row["cost"])),
-                f"{gap_mean:+.2f} ± {gap_std:.2f}", _plain(1e3 * row["seconds"], 2), _plain(row["iterations"], 1), _plain(row["nodes"], 0),
-                _plain(row["speedup_wall"], 1), _plain(row["speedup_nodes"], 1), _plain(row["unconverged"], 0),
+                f"{gap_mean:+.2f} ± {gap_std:.2f}", common.plain_cell(1e3 * row["seconds"], 2), common.plain_cell(row["iterations"], 1),
+                common.plain_cell(row["nodes"], 0), common.plain_cell(row["speedup_wall"], 1), common.plain_cell(row["speedup_nodes"], 1),
+                common.plain_cell(row["unconverged"], 0),
             ])  # fmt: skip
     checks = _target(summary, settings)
     verdicts = []
@@ -324,18 +313,11 @@ def _write_table(summary: dict[str, dict[str, Any]], settings: Settings, seeds: 
         f"closed-loop cost at {settings.target_speedup:g}x less compute per step):\n" + "\n".join(verdicts)
     )
     fields = ("cost", "gap", "tail", "seconds", "iterations", "nodes", "speedup_wall", "speedup_nodes", "unconverged")
-    data = {budget: {key: {"controller": row["controller"], "horizon": row["horizon"], **{f: _stats(row[f]) for f in fields}}
+    data = {budget: {key: {"controller": row["controller"], "horizon": row["horizon"], **{f: common.stats(row[f], per_seed=True) for f in fields}}
                      for key, row in by_controller.items()}
             for budget, by_controller in summary.items()}  # fmt: skip
     table = {"experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "results": data, "target": checks}
-    common.check_finite(table)
-    common.write_table(out, "MPC with and without the learned terminal value against long-horizon MPC", columns, rows, table, notes)
-    return table
-
-
-def _plain(values: np.ndarray, digits: int) -> str:
-    mean, std = common.mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return common.publish_table(out, "MPC with and without the learned terminal value against long-horizon MPC", columns, rows, table, notes)
 
 
 def _plot(summary: dict[str, dict[str, Any]], loops: Loops, settings: Settings, seed: int, path: Path) -> None:

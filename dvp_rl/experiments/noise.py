@@ -32,8 +32,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dvp_rl.agent import DVP  # noqa: E402
 from dvp_rl.experiments import common  # noqa: E402
-from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, cell, curves, plot_curves, single_torch_thread, stats, train_and_record  # noqa: E402
+from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, curves, plot_curves, train_and_record  # noqa: E402
 from dvp_rl.ocp import BatchSolveResult  # noqa: E402
+from dvp_rl.sobolev import torch_threads  # noqa: E402
 
 NAME = "noise"
 #: noise levels, relative to the targets' root mean square (1.0: noise as large as the targets,
@@ -93,13 +94,10 @@ def run(
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
-    out = common.out_dir_for(NAME, out_dir)
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
     env_name = settings.env_id.split("/")[-1]
     recorders: dict[float, list] = {level: [] for level in settings.levels}
-    with single_torch_thread():
+    with torch_threads(1):
         truth = settings.eval_truth(settings.env_id, n_workers)
         for index, level in enumerate(settings.levels):
             for seed in seeds:
@@ -138,12 +136,12 @@ def _write_table(recorders: dict[float, list], seeds: Sequence[int], settings: S
     rows, per_level = [], {}
     for level, recs in recorders.items():
         rel, grad = curves(recs, "value_rel_mse"), curves(recs, "gradient_rel_error")
-        rows.append([f"{level:g}"] + [cell(rel[:, i - 1]) for i in shown] + [cell(grad[:, -1])])
+        rows.append([f"{level:g}"] + [common.cell(rel[:, i - 1]) for i in shown] + [common.cell(grad[:, -1])])
         per_level[f"{level:g}"] = {
-            "value_rel_mse": {"mean": rel.mean(axis=0).tolist(), "std": rel.std(axis=0).tolist()},
+            "value_rel_mse": common.curve_stats(rel),
             "value_mse": {"mean": curves(recs, "value_mse").mean(axis=0).tolist()},
-            "gradient_rel_error": {"mean": grad.mean(axis=0).tolist(), "std": grad.std(axis=0).tolist()},
-            "final_value_rel_mse": stats(rel[:, -1]),
+            "gradient_rel_error": common.curve_stats(grad),
+            "final_value_rel_mse": common.stats(rel[:, -1]),
         }
     data = {"experiment": NAME, "env_id": settings.env_id, "seeds": list(seeds), "settings": asdict(settings), "levels": per_level}
     notes = (
@@ -152,9 +150,7 @@ def _write_table(recorders: dict[float, list], seeds: Sequence[int], settings: S
         f"{settings.truth_note()} ({n_truth} converged); mean ± std over seeds {list(seeds)}. Paper: a few iterations recover "
         "from the noise."
     )
-    common.check_finite(data)
-    common.write_table(out, "DVP with noise on the first iteration's targets (paper Fig. 6)", columns, rows, data, notes)
-    return data
+    return common.publish_table(out, "DVP with noise on the first iteration's targets (paper Fig. 6)", columns, rows, data, notes)
 
 
 __all__ = ["FULL", "LEVELS", "QUICK", "NoisyFirstFitDVP", "Settings", "run"]

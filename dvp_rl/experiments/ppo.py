@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
-from dvp_rl.experiments.common import check_finite, fmt, out_dir_for, write_table
+from dvp_rl.experiments.common import fmt, out_dir_for, publish_table
+from dvp_rl.sobolev import torch_threads
 
 NAME = "ppo"
 
@@ -34,13 +33,9 @@ def config_for(out: Path, seeds: Sequence[int], quick: bool) -> BenchmarkConfig:
 
 def run(out_dir: Path | None = None, seeds: Sequence[int] = (0, 1, 2), quick: bool = False) -> dict[str, Any]:
     """Run the DVP-vs-PPO benchmark and write ``table.md``/``table.json`` next to its outputs."""
-    out = out_dir_for(NAME, out_dir)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    out = out_dir_for(NAME, out_dir)  # no seed check or settings here: the benchmark's config checks and holds them
+    with torch_threads(1):
         result = run_benchmark(config_for(out, seeds, quick))
-    finally:
-        torch.set_num_threads(threads)
     rows, table = [], {}
     for env_id, entry in result.summary["envs"].items():
         metrics = entry["metrics"]
@@ -49,9 +44,7 @@ def run(out_dir: Path | None = None, seeds: Sequence[int] = (0, 1, 2), quick: bo
         for metric in ("value_rel_mse", "closed_loop_cost", "transitions"):
             d, p = metrics["DVP"][metric], metrics["PPO"][metric]
             rows.append([env_id, metric, fmt(d["mean"], d["std"]), fmt(p["mean"], p["std"]), fmt(p["mean"] / d["mean"]) if d["mean"] else "n/a"])
-    check_finite(table)
-    write_table(
+    return publish_table(
         out, "DVP vs PPO (paper Fig. 10-11)", ["env", "metric", "DVP", "PPO", "PPO / DVP"], rows, table,
         notes=f"Seeds {result.summary['config']['seeds']}; full benchmark outputs (figures, tensorboard, summary.md) in {out}.",
     )
-    return table

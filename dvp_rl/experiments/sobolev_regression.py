@@ -42,7 +42,7 @@ from matplotlib.ticker import NullFormatter
 from dvp_rl.experiments import common
 from dvp_rl.ground_truth import GroundTruth, ValueErrors, value_errors
 from dvp_rl.sampling import SolveSpec, make_env, solve_states
-from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
+from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network, torch_threads
 from dvp_rl.value_networks import ValueNetwork, make_value_network
 
 NAME = "sobolev"
@@ -144,17 +144,6 @@ def predict(net: ValueNetwork, x: np.ndarray, scale: float) -> tuple[np.ndarray,
     return scale * V.numpy(), scale * Vx.numpy()
 
 
-def cell(values: Sequence[float]) -> str:
-    """``mean ± std`` over seeds."""
-    return common.fmt(*common.mean_std(values))
-
-
-def stats(values: Sequence[float]) -> dict[str, Any]:
-    """``{"mean", "std", "per_seed"}`` over seeds (JSON)."""
-    mean, std = common.mean_std(values)
-    return {"mean": mean, "std": std, "per_seed": [float(v) for v in values]}
-
-
 # --------------------------------------------------------------------------- this experiment
 class FitRecord(NamedTuple):
     """One fit: its validation errors on the fixed set, best and last epoch, the fit's per-epoch validation objective."""
@@ -193,16 +182,9 @@ def run(
 
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    settings = settings or (QUICK if quick else FULL)
-    out = common.out_dir_for(NAME, out_dir)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
+    with torch_threads(1):
         records = _run_fits(settings, seeds, out)
-    finally:
-        torch.set_num_threads(previous_threads)
     _plot_sizes(records, settings, out / "sobolev_vs_plain.png")
     _plot_history(records, settings, seeds[0], out / "sobolev_history.png")
     return _write_table(records, settings, seeds, out)
@@ -244,7 +226,7 @@ def _smallest_size(records: Records, method: str, threshold: float) -> int | Non
 def _write_table(records: Records, settings: Settings, seeds: Sequence[int], out: Path) -> dict[str, Any]:
     fields = ("value_rel_mse", "gradient_rel_error", "best_epoch", "epochs")
     results = {
-        m: {str(n): {f: stats(_per_seed(by_seed, f)) for f in fields} for n, by_seed in by_size.items()} for m, by_size in records.items()
+        m: {str(n): {f: common.stats(_per_seed(by_seed, f), per_seed=True) for f in fields} for n, by_seed in by_size.items()} for m, by_size in records.items()
     }
     reached = {m: _smallest_size(records, m, settings.threshold) for m in METHODS}
     columns = ["n", "V rel. MSE plain", "V rel. MSE Sobolev", "Vx rel. error plain", "Vx rel. error Sobolev", "epochs plain",
@@ -253,8 +235,9 @@ def _write_table(records: Records, settings: Settings, seeds: Sequence[int], out
     for n in settings.sizes:
         p, s = records["plain"][n], records["sobolev"][n]
         rows.append([
-            n, cell(_per_seed(p, "value_rel_mse")), cell(_per_seed(s, "value_rel_mse")), cell(_per_seed(p, "gradient_rel_error")),
-            cell(_per_seed(s, "gradient_rel_error")), _epochs_cell(_per_seed(p, "best_epoch")), _epochs_cell(_per_seed(s, "best_epoch")),
+            n, common.cell(_per_seed(p, "value_rel_mse")), common.cell(_per_seed(s, "value_rel_mse")),
+            common.cell(_per_seed(p, "gradient_rel_error")), common.cell(_per_seed(s, "gradient_rel_error")),
+            common.plain_cell(_per_seed(p, "best_epoch"), 0), common.plain_cell(_per_seed(s, "best_epoch"), 0),
         ])  # fmt: skip
 
     def reach(m: str) -> str:
@@ -274,14 +257,7 @@ def _write_table(records: Records, settings: Settings, seeds: Sequence[int], out
         "experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "sizes": list(settings.sizes),
         "results": results, "smallest_size_reaching_threshold": reached,
     }  # fmt: skip
-    common.check_finite(table)
-    common.write_table(out, "Sobolev against plain regression (paper Fig. 7)", columns, rows, table, notes)
-    return table
-
-
-def _epochs_cell(values: Sequence[float]) -> str:
-    mean, std = common.mean_std(values)
-    return f"{mean:.0f} ± {std:.0f}"
+    return common.publish_table(out, "Sobolev against plain regression (paper Fig. 7)", columns, rows, table, notes)
 
 
 def _plot_sizes(records: Records, settings: Settings, path: Path) -> None:
