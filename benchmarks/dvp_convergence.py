@@ -67,17 +67,19 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=300)
     parser.add_argument("--n-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env-kwargs", type=json.loads, default={},
+                        help='JSON kwargs of every env, e.g. \'{"max_torque": 6}\' (the pendulum that can hold any angle)')
     parser.add_argument("--out", default="runs/benchmarks/dvp_convergence.json")
     args = parser.parse_args()
 
     report = {}
     for env_id in args.env or ENVS:
         agent = DVP(env_id, horizon=args.horizon, n_samples=args.n_samples, max_epochs=args.max_epochs,
-                    n_workers=args.n_workers, seed=args.seed, checkpoint_dir=None)
+                    n_workers=args.n_workers, seed=args.seed, checkpoint_dir=None, env_kwargs=args.env_kwargs)
         states = agent.system.sample_states(args.n_eval, np.random.default_rng(10_000 + args.seed))
         t0 = time.perf_counter()
-        truth = ground_truth(env_id, states, gamma=agent.gamma, n_workers=args.n_workers, progress=True)
-        print(f"\n{env_id}: ground truth on {truth.converged.sum()}/{len(states)} converged states "
+        truth = ground_truth(env_id, states, gamma=agent.gamma, env_kwargs=args.env_kwargs, n_workers=args.n_workers, progress=True)
+        print(f"\n{env_id} {args.env_kwargs or ''}: ground truth on {truth.converged.sum()}/{len(states)} converged states "
               f"(T={truth.horizon}, {time.perf_counter() - t0:.1f} s)")
         evaluation, timings = GroundTruthEvalCallback(truth), Timings()
         agent.learn(args.iterations, callback=[evaluation, timings], progress_bar=True)
@@ -96,7 +98,7 @@ def main() -> None:
         print(f"per DDP iteration at T={args.horizon}: native {plain_ms:.3f} ms, with learned terminal {learned_ms:.3f} ms "
               f"(x{learned_ms / plain_ms:.2f}; target <= 1.5)")
         print(f"best value rel. MSE {best:.2e} (target <= 1e-5: {'met' if best <= 1e-5 else 'NOT met'})")
-        report[env_id] = {"rows": rows, "terminal_ms": [plain_ms, learned_ms], "failed_solves": agent.failed_solves}
+        report[env_id] = {"env_kwargs": args.env_kwargs, "rows": rows, "terminal_ms": [plain_ms, learned_ms], "failed_solves": agent.failed_solves}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -6,7 +6,9 @@ Prints
   ``value_derivatives`` and a torch.autograd.functional jacobian + hessian of the same
   network, for both architectures;
 * the time of a horizon-T unicycle DDP solve with no terminal against the same
-  problem ending on a :class:`dvp_rl.terminal.ValueTerminalModel`, over start states
+  problem ending on a zero cost written in Python (the floor of any Python terminal:
+  same iterations, only the callbacks into Python added) and on a
+  :class:`dvp_rl.terminal.ValueTerminalModel`, over start states
   from ``env.sample_states`` (best of 3 per start, the problems interleaved).
 
 The networks are freshly initialised (feature statistics fitted to the start
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import timeit
 
+import crocoddyl
 import gymnasium as gym
 import numpy as np
 import torch
@@ -55,6 +58,22 @@ def evaluation_times(net: ValueNetwork, x: np.ndarray) -> dict[str, float]:
         "torch value_derivatives": per_call_us(lambda: net.value_derivatives(xt, create_graph=False)),
         "torch autograd jac+hess": per_call_us(autograd_functional),
     }
+
+
+class PythonZeroTerminal(crocoddyl.ActionModelAbstract):
+    """A zero terminal cost written in Python: the same problem as no terminal, so its
+    extra time per iteration is the floor that any Python terminal model pays (Crocoddyl
+    calling back into Python for ``calc``/``calcDiff``)."""
+
+    def __init__(self, nx: int, nu: int) -> None:
+        crocoddyl.ActionModelAbstract.__init__(self, crocoddyl.StateVector(nx), nu, 0)
+
+    def calc(self, data, x, u=None) -> None:
+        data.cost = 0.0
+        data.xnext[:] = x
+
+    def calcDiff(self, data, x, u=None) -> None:
+        pass
 
 
 def solve_times(ocps: dict[str, OptimalControlProblem], x0s: np.ndarray, repeats: int = 3) -> dict[str, tuple]:
@@ -112,7 +131,7 @@ def main() -> None:
 
     print(f"\nunicycle DDP, T={args.horizon}, gamma={args.gamma}, {args.n_states} starts from env.sample_states")
     x0s = env.sample_states(args.n_states, args.seed + 1)
-    terminals = {"none": None, **{kind: value_terminal(net.export(), env.nx, env.nu) for kind, net in nets.items()}}
+    terminals = {"none": None, "python zero": PythonZeroTerminal(env.nx, env.nu), **{kind: value_terminal(net.export(), env.nx, env.nu) for kind, net in nets.items()}}
     ocps = {name: OptimalControlProblem(env, args.horizon, gamma=args.gamma, terminal=t) for name, t in terminals.items()}
     solve_times(ocps, x0s[:3], repeats=1)  # warm-up
     results = solve_times(ocps, x0s)

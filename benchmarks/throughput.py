@@ -192,7 +192,7 @@ def main() -> None:
     native_rate = best_rate(lambda: [native(x0) for x0 in states], n, args.repeats)
 
     print(f"\nsolves per second (speed-up over 1 worker; target >= 1.8x with {k} workers on {k} free cores)")
-    print(f"and CPU ms per solve (workers and this process): equal in both columns = no parallel overhead")
+    print("and CPU ms per solve (workers and this process): equal in both columns = no parallel overhead")
     header = f"{'env':24s}{'1 worker':>10s}{f'{k} workers':>12s}{'speed-up':>10s}"
     if ray is not None:
         header += f"{f'ray, {k} CPUs':>14s}{'speed-up':>10s}"

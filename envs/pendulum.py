@@ -42,6 +42,14 @@ class PendulumEnv(MultibodyEnv):
     is ``dt * w_angle * l^2 * cos th``); gradients are exact. No terminal cost unless ``w_terminal > 0``
     (then ``w_terminal`` times the same state cost, without ``dt``).
 
+    ## The value function is discontinuous at the default torque bound
+    Gravity's torque about the hinge is ``m g l / 2 * sin(th)``; beyond ``|th| = asin(2 max_torque /
+    (m g l))`` (0.41 rad by default) the motor cannot hold the rod, which falls and must swing
+    round: the T=50 value jumps from 0.09 at ``th=0.40`` to 2.52 at ``th=0.42`` (``thdot=0``), and
+    similar cliffs separate the numbers of pumps. A smooth network cannot fit a jump, and the DDP
+    gradients near one reach 1e3. With ``max_torque > m g l / 2`` (e.g. 6) the value is continuous
+    (0.041 -> 0.045 across the same step); DVP's accuracy benchmark uses that variant as well.
+
     ## Starting state
     Uniform over ``th in [-pi, pi)``, ``thdot in [-max_start_speed, max_start_speed]``.
 

@@ -209,3 +209,17 @@ def test_discounted_models_scale_the_cost(rng):
         assert d.cost == pytest.approx(0.7 * env.cost(x, u), rel=1e-12)
         assert td.cost == pytest.approx(0.7 * env.terminal_cost(x), rel=1e-12)
         np.testing.assert_allclose(m.u_lb, env.action_space.low)
+
+
+def test_pendulum_value_jumps_where_the_motor_cannot_hold_the_rod():
+    """Gravity's torque 5 sin(th) beats the bound 2 beyond asin(0.4) = 0.41 rad: the optimal T=50 cost jumps
+    there (the rod falls and swings round); with a bound of 6 > 5 it is continuous. Documented in PendulumEnv."""
+    from dvp_rl.ocp import OptimalControlProblem
+
+    for max_torque, (low, high) in ((2.0, (1.0, None)), (6.0, (None, 0.01))):
+        env = make_unwrapped("dvp_rl/Pendulum-v0", max_torque=max_torque)
+        ocp = OptimalControlProblem(env, 50)
+        below, above = (ocp.solve_best(np.array([th, 0.0]), env.ddp_guesses) for th in (0.40, 0.42))
+        assert below.converged and above.converged
+        jump = above.cost - below.cost
+        assert (low is None or jump > low) and (high is None or abs(jump) < high), (max_torque, below.cost, above.cost)
