@@ -22,11 +22,12 @@ from dvp_rl.sampling import LostSolve, SolverPool, SolveSpec, check_backend, def
 from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
 from dvp_rl.terminal import value_terminal
 from dvp_rl.value_networks import ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
+from envs.base import wrap_angles
 
 #: constructor arguments saved with the agent (everything but env, logging and device)
 HYPERPARAMETERS = (
     "horizon", "n_samples", "gamma", "value_net", "net_arch", "residual_dim", "sobolev_weights", "learning_rate",
-    "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "initial_terminal", "mpc_horizon",
+    "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "initial_terminal", "mpc_horizon",
     "max_iter", "th_stop", "seed",
 )  # fmt: skip
 
@@ -56,6 +57,11 @@ class DVP:
     :param polish_steps: full-batch L-BFGS iterations after Adam in each fit (0: none)
     :param validation_fraction: share of each dataset held out for early stopping
     :param n_validation: fixed states on which the Bellman residual is measured
+    :param final_state_fraction: share of each iteration's start states drawn from the previous
+        iteration's plan end states ``x_T`` (where the DDP evaluates the network as terminal cost),
+        the rest from ``env.sample_states``. With 0 the error of the network at the goal is added
+        to every target at each iteration: on the unicycle ``V_net(goal)`` grew by ~1.6 per
+        iteration (2.8 -> 10.8 over 6) and the relative value MSE from 9e-5 to 3e-3 after 10.
     :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
     :param max_iter: DDP iteration budget per solve
@@ -95,6 +101,7 @@ class DVP:
         polish_steps: int = 200,
         validation_fraction: float = 0.2,
         n_validation: int = 200,
+        final_state_fraction: float = 0.25,
         initial_terminal: str = "zero",
         mpc_horizon: int | None = None,
         max_iter: int = 300,
@@ -138,6 +145,9 @@ class DVP:
         self.polish_steps = int(polish_steps)
         self.validation_fraction = float(validation_fraction)
         self.n_validation = int(n_validation)
+        if not 0.0 <= float(final_state_fraction) < 1.0:
+            raise ValueError(f"final_state_fraction must be in [0, 1), got {final_state_fraction}")
+        self.final_state_fraction = float(final_state_fraction)
         self.initial_terminal = initial_terminal
         self.mpc_horizon = int(mpc_horizon) if mpc_horizon is not None else self.horizon
         self.max_iter = int(max_iter)
@@ -182,6 +192,7 @@ class DVP:
         self.policy_net.fit_normalisation(self.system.sample_states(max(1000, self.n_samples), self._rng))
         self._validation_states = self.system.sample_states(self.n_validation, self._rng)
         self._validation_values: np.ndarray | None = None
+        self._final_states: np.ndarray | None = None  # the last iteration's plan end states x_T
         self._arrays = self.policy_net.export()
 
     @property
@@ -288,7 +299,7 @@ class DVP:
     def _iterate(self, pool: SolverPool | None, progress_bar: bool) -> FitResult:
         """One DVP iteration: sample, solve, fit, measure."""
         t_start = time.perf_counter()
-        states = self.system.sample_states(self.n_samples, self._rng)
+        states, n_final = self._start_states()
         bar = None
         if progress_bar:
             from tqdm.auto import tqdm
@@ -307,6 +318,8 @@ class DVP:
             bar.close()
         t_solved = time.perf_counter()
         states = batch.x0  # lost states were replaced by fresh ones
+        if batch.converged.any():
+            self._final_states = wrap_angles(batch.x_final[batch.converged], self.system.angle_dims)
         self.lost_solves += len(lost)
         ok = batch.converged
         n_failed = int((~ok).sum())
@@ -351,6 +364,7 @@ class DVP:
         log("train/epochs", result.epochs)
         log("dvp/bellman_residual", residual)
         log("dvp/effective_horizon", self.iteration * self.horizon)
+        log("dvp/final_state_samples", n_final)
         log("ddp/mean_iterations", float(batch.iterations[ok].mean()))
         log("ddp/failed_solves", n_failed)
         log("ddp/lost_solves", len(lost))
@@ -360,6 +374,17 @@ class DVP:
         log("time/solves_per_s", len(states) / max(t_solved - t_start, 1e-9))
         log("time/total_timesteps", self.num_timesteps)
         return result
+
+    def _start_states(self) -> tuple[np.ndarray, int]:
+        """This iteration's start states (n_samples, nx) and how many of them are previous plan ends."""
+        n_final = 0
+        if self._final_states is not None and len(self._final_states):
+            n_final = int(round(self.final_state_fraction * self.n_samples))
+        fresh = self.system.sample_states(self.n_samples - n_final, self._rng)
+        if n_final == 0:
+            return fresh, 0
+        picks = self._rng.choice(len(self._final_states), n_final, replace=len(self._final_states) < n_final)
+        return np.concatenate([fresh, self._final_states[picks]]), n_final
 
     def _targets(self, states: np.ndarray, batch: BatchSolveResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Regression targets ``(V (N,), Vx (N, nx), Vxx (N, nx, nx))`` of this iteration's fit.
@@ -465,6 +490,8 @@ class DVP:
         arrays = {"validation_states": self._validation_states}
         if self._validation_values is not None:
             arrays["validation_values"] = self._validation_values
+        if self._final_states is not None:
+            arrays["final_states"] = self._final_states
         return write_checkpoint(path, jsonable(data), self.policy_net.state_dict(), arrays)
 
     @classmethod
@@ -499,6 +526,7 @@ class DVP:
         agent._rng.bit_generator.state = data["rng_state"]
         agent._validation_states = arrays["validation_states"]
         agent._validation_values = arrays.get("validation_values")
+        agent._final_states = arrays.get("final_states")
         agent._arrays = agent.policy_net.export()
         return agent
 

@@ -45,8 +45,9 @@ class SolveResult(NamedTuple):
 
 class BatchSolveResult(NamedTuple):
     """Stacked :class:`SolveResult` of N solves: ``x0`` (N, nx), ``cost`` (N,), ``Vx`` (N, nx),
-    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, ``us`` (N, T, nu) and
-    ``n_transitions`` (N,): node evaluations spent (see :class:`TransitionCounter`)."""
+    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, ``us`` (N, T, nu),
+    ``n_transitions`` (N,): node evaluations spent (see :class:`TransitionCounter`), and
+    ``x_final`` (N, nx): the last state of each plan (where the terminal cost was evaluated)."""
 
     x0: np.ndarray
     cost: np.ndarray
@@ -56,6 +57,7 @@ class BatchSolveResult(NamedTuple):
     converged: np.ndarray
     us: np.ndarray
     n_transitions: np.ndarray
+    x_final: np.ndarray
 
 
 def unwrap(env: Any) -> DifferentiableEnv:
@@ -336,6 +338,7 @@ def stack_results(x0s: np.ndarray, results: list[SolveResult], horizon: int, nu:
         converged=np.array([r.converged for r in results], dtype=bool),
         us=np.array([r.us for r in results], dtype=np.float64).reshape(n, horizon, nu),
         n_transitions=np.array([r.n_transitions for r in results], dtype=np.int64),
+        x_final=np.array([r.xs[-1] for r in results], dtype=np.float64).reshape(n, nx),
     )
 
 

@@ -160,3 +160,17 @@ def test_tensorboard_logging_and_auto_checkpoint(tmp_path):
         assert tag in tags, tag
     steps = [e.step for e in acc.Scalars("train/value_loss")]
     assert steps[-1] == agent.num_timesteps
+
+
+def test_later_iterations_also_start_from_the_previous_plans_end_states():
+    agent = tiny_agent(final_state_fraction=0.4).learn(1)
+    ends = agent._final_states
+    assert ends is not None and ends.shape[1] == agent.system.nx
+    states, n_final = agent._start_states()
+    assert n_final == round(0.4 * agent.n_samples) and len(states) == agent.n_samples
+    # the last n_final rows are plan ends, the others fresh samples from the start box
+    assert all(np.any(np.all(ends == row, axis=1)) for row in states[-n_final:])
+    assert not any(np.any(np.all(ends == row, axis=1)) for row in states[:-n_final])
+    assert tiny_agent(final_state_fraction=0.0).learn(1)._start_states()[1] == 0
+    with pytest.raises(ValueError, match="final_state_fraction"):
+        tiny_agent(final_state_fraction=1.0)

@@ -28,7 +28,7 @@ def _fake_batch(rng, n=4000, nx=3):
     return BatchSolveResult(
         x0=rng.normal(size=(n, nx)), cost=rng.uniform(1.0, 3.0, n), Vx=rng.normal(size=(n, nx)) * [1.0, 10.0, 0.1],
         Vxx=np.zeros((n, nx, nx)), iterations=np.ones(n, dtype=int), converged=np.ones(n, dtype=bool),
-        us=np.zeros((n, 1, 2)), n_transitions=np.ones(n, dtype=int),
+        us=np.zeros((n, 1, 2)), n_transitions=np.ones(n, dtype=int), x_final=np.zeros((n, nx)),
     )  # fmt: skip
 
 

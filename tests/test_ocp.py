@@ -90,6 +90,10 @@ def test_batch_solve_and_bad_input():
     assert batch.converged.all()
     single = solve_ocp(env, X[1], 20)
     assert single.cost == pytest.approx(batch.cost[1], rel=1e-12)
+    for x0, us, x_final in zip(X, batch.us, batch.x_final):  # x_final: the plan rolled out by the env's own step
+        for u in us:
+            x0 = env.dynamics(x0, u)
+        np.testing.assert_allclose(x_final, x0, atol=1e-8)
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         solve_ocp(env, np.zeros(4), 20)
     with pytest.raises(ValueError, match="finite"):
