@@ -5,6 +5,9 @@ DDP after every iteration, the time split between solving and fitting, and the c
 the learned terminal node against the native solve. Prints tables; not a test.
 
     python benchmarks/dvp_convergence.py --iterations 10
+    python benchmarks/dvp_convergence.py --env dvp_rl/Pendulum-v0 --env-kwargs '{"max_torque": 6}'
+
+At the pendulum's default torque bound its value is discontinuous (see ``envs.PendulumEnv``).
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ def main() -> None:
     parser.add_argument("--env", action="append", help="env id (repeatable; default: pendulum, cart-pole, unicycle)")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=50)
-    parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-samples", type=int, default=2000)
     parser.add_argument("--n-eval", type=int, default=200)
     parser.add_argument("--max-epochs", type=int, default=300)
+    parser.add_argument("--patience", type=int, default=60)
     parser.add_argument("--n-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--env-kwargs", type=json.loads, default={},
@@ -74,14 +78,14 @@ def main() -> None:
 
     report = {}
     for env_id in args.env or ENVS:
-        agent = DVP(env_id, horizon=args.horizon, n_samples=args.n_samples, max_epochs=args.max_epochs,
+        agent = DVP(env_id, horizon=args.horizon, n_samples=args.n_samples, max_epochs=args.max_epochs, patience=args.patience,
                     n_workers=args.n_workers, seed=args.seed, checkpoint_dir=None, env_kwargs=args.env_kwargs)
         states = agent.system.sample_states(args.n_eval, np.random.default_rng(10_000 + args.seed))
         t0 = time.perf_counter()
         truth = ground_truth(env_id, states, gamma=agent.gamma, env_kwargs=args.env_kwargs, n_workers=args.n_workers, progress=True)
         print(f"\n{env_id} {args.env_kwargs or ''}: ground truth on {truth.converged.sum()}/{len(states)} converged states "
               f"(T={truth.horizon}, {time.perf_counter() - t0:.1f} s)")
-        evaluation, timings = GroundTruthEvalCallback(truth), Timings()
+        evaluation, timings = GroundTruthEvalCallback(truth, verbose=1), Timings()  # verbose: a line per iteration
         agent.learn(args.iterations, callback=[evaluation, timings], progress_bar=True)
         print(f"{'iter':>4} {'eff. T':>7} {'value rel. MSE':>15} {'grad rel. err':>14} {'solve s':>8} {'fit s':>7} {'transitions':>12}")
         rows = []

@@ -1,6 +1,7 @@
 """Convergence of DVP to the optimal value (the paper's Fig. 1-3).
 
-For the pendulum, the cart-pole and the unicycle (``gamma = 1``), DVP runs a fixed number
+For the pendulum (``max_torque=6``: at Gymnasium's bound of 2 its value function is
+discontinuous, see :class:`envs.PendulumEnv`), the cart-pole and the unicycle (``gamma = 1``), DVP runs a fixed number
 of iterations per seed and, after each one, is compared with the ground truth
 (:func:`dvp_rl.ground_truth.ground_truth`: long-horizon multi-start DDP) on fixed random
 states: value MSE, value MSE relative to the mean squared value, gradient relative error
@@ -22,6 +23,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -155,7 +157,7 @@ def plot_curves(ax: Any, x: np.ndarray, values: np.ndarray, label: str, color: A
 @dataclass(frozen=True)
 class EnvSetup:
     """One system of the figure: its id, the 2-D slice of the value map (two state indices,
-    their ranges, the other coordinates fixed at ``base``) and axis labels."""
+    their ranges, the other coordinates fixed at ``base``), axis labels and the env's kwargs."""
 
     env_id: str
     label: str
@@ -163,6 +165,7 @@ class EnvSetup:
     ranges: tuple[tuple[float, float], tuple[float, float]]
     axis_labels: tuple[str, str]
     base: tuple[float, ...]
+    env_kwargs: dict[str, Any] = dataclass_field(default_factory=dict)
 
     def grid(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(states (n*n, nx), axis 0 values, axis 1 values)`` of an ``n x n`` grid on the slice
@@ -178,7 +181,9 @@ class EnvSetup:
 
 #: the systems, their slices inside the envs' default start boxes (the training distribution)
 ENVS: tuple[EnvSetup, ...] = (
-    EnvSetup("dvp_rl/Pendulum-v0", "pendulum", (0, 1), ((-math.pi, math.pi), (-1.0, 1.0)), ("theta (rad)", "theta dot (rad/s)"), (0.0, 0.0)),
+    # max_torque 6 > m g l / 2: at Gymnasium's bound (2) the value jumps where the motor cannot hold the rod (PendulumEnv)
+    EnvSetup("dvp_rl/Pendulum-v0", "pendulum", (0, 1), ((-math.pi, math.pi), (-1.0, 1.0)), ("theta (rad)", "theta dot (rad/s)"), (0.0, 0.0),
+             {"max_torque": 6.0}),
     EnvSetup("dvp_rl/CartPole-v0", "cart-pole", (0, 1), ((-1.0, 1.0), (-0.3, 0.3)), ("x (m)", "theta (rad)"), (0.0, 0.0, 0.0, 0.0)),
     EnvSetup("dvp_rl/Unicycle-v0", "unicycle", (0, 1), ((-1.0, 1.0), (-1.0, 1.0)), ("x (m)", "y (m)"), (0.0, 0.0, 0.0)),
 )
@@ -215,14 +220,15 @@ class Budget:
         }  # fmt: skip
         return kwargs | overrides
 
-    def reference(self, env_id: str, states: np.ndarray, n_workers: int = 1) -> GroundTruth:
+    def reference(self, env_id: str, states: np.ndarray, n_workers: int = 1, env_kwargs: dict[str, Any] | None = None) -> GroundTruth:
         """Ground truth at ``states`` (cached on disk under ``runs/ground_truth``)."""
-        return ground_truth(env_id, states, gamma=1.0, horizon=self.truth_horizon, guesses=self.truth_guesses, n_workers=n_workers)
+        return ground_truth(env_id, states, gamma=1.0, horizon=self.truth_horizon, env_kwargs=env_kwargs, guesses=self.truth_guesses,
+                            n_workers=n_workers)
 
-    def eval_truth(self, env_id: str, n_workers: int = 1) -> GroundTruth:
+    def eval_truth(self, env_id: str, n_workers: int = 1, env_kwargs: dict[str, Any] | None = None) -> GroundTruth:
         """Ground truth on ``n_eval`` states of the env's start box, the same for every seed."""
-        states = make_env(env_id).unwrapped.sample_states(self.n_eval, np.random.default_rng(EVAL_SEED))
-        return self.reference(env_id, states, n_workers)
+        states = make_env(env_id, env_kwargs).unwrapped.sample_states(self.n_eval, np.random.default_rng(EVAL_SEED))
+        return self.reference(env_id, states, n_workers, env_kwargs)
 
     def truth_note(self) -> str:
         """How the ground truth was computed, for tables."""
@@ -281,15 +287,16 @@ def run(
 
 
 def _run_env(setup: EnvSetup, seeds: Sequence[int], settings: Settings, snapshots: tuple[int, ...], out: Path, n_workers: int) -> dict[str, Any]:
-    truth = settings.eval_truth(setup.env_id, n_workers)
+    truth = settings.eval_truth(setup.env_id, n_workers, setup.env_kwargs)
     grid_states, axis_a, axis_b = setup.grid(settings.grid)
-    map_truth = settings.reference(setup.env_id, grid_states, n_workers)
+    map_truth = settings.reference(setup.env_id, grid_states, n_workers, setup.env_kwargs)
     recorders = []
     maps: dict[str, np.ndarray] = {"axis0": axis_a, "axis1": axis_b, "truth": map_truth.V.reshape(len(axis_b), len(axis_a))}
     for seed in seeds:
         writer = common.writer(out, f"{setup.env_id.split('/')[-1]}__DVP__{seed}")
         try:
-            _, recorder = train_and_record(setup.env_id, seed, settings.iterations, truth, writer, settings.dvp_kwargs(n_workers), grid_states, snapshots)
+            _, recorder = train_and_record(setup.env_id, seed, settings.iterations, truth, writer, settings.dvp_kwargs(n_workers, env_kwargs=setup.env_kwargs),
+                                          grid_states, snapshots)
         finally:
             writer.close()
         recorders.append(recorder)
