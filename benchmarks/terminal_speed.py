@@ -21,6 +21,7 @@ iteration is printed next to the time per solve.
 from __future__ import annotations
 
 import argparse
+import functools
 import timeit
 
 import crocoddyl
@@ -30,7 +31,8 @@ import torch
 
 import envs  # noqa: F401  (registers the ids)
 from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.terminal import value_terminal
+from dvp_rl import compiled
+from dvp_rl.terminal import ValueTerminalModel
 from dvp_rl.value_networks import VALUE_NETWORK_KINDS, ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
 
 
@@ -131,17 +133,22 @@ def main() -> None:
 
     print(f"\nunicycle DDP, T={args.horizon}, gamma={args.gamma}, {args.n_states} starts from env.sample_states")
     x0s = env.sample_states(args.n_states, args.seed + 1)
-    terminals = {"none": None, "python zero": PythonZeroTerminal(env.nx, env.nu), **{kind: value_terminal(net.export(), env.nx, env.nu) for kind, net in nets.items()}}
+    terminals = {"none": None, "python zero": PythonZeroTerminal(env.nx, env.nu)}
+    for kind, net in nets.items():
+        arrays = net.export()
+        terminals[f"{kind} (numpy)"] = functools.partial(ValueTerminalModel, arrays, env.nx, env.nu, use_compiled=False)
+        if kind == "gauss_residual" and compiled.AVAILABLE:
+            terminals[f"{kind} (numba)"] = functools.partial(ValueTerminalModel, arrays, env.nx, env.nu, use_compiled=True)
     ocps = {name: OptimalControlProblem(env, args.horizon, gamma=args.gamma, terminal=t) for name, t in terminals.items()}
     solve_times(ocps, x0s[:3], repeats=1)  # warm-up
     results = solve_times(ocps, x0s)
     base_t, base_it, _ = results["none"]
     base = (base_t.mean(), base_t.sum() / max(base_it.sum(), 1))
-    print(f"{'terminal':16s}{'ms/solve':>12s}{'iters':>8s}{'ms/iter':>10s}{'converged':>11s}{'solve ratio':>13s}{'iter ratio':>12s}")
+    print(f"{'terminal':24s}{'ms/solve':>12s}{'iters':>8s}{'ms/iter':>10s}{'converged':>11s}{'solve ratio':>13s}{'iter ratio':>12s}")
     for name, (t, it, conv) in results.items():
         per_iter = t.sum() / max(it.sum(), 1)
         print(
-            f"{name:16s}{1e3 * t.mean():12.3f}{it.mean():8.1f}{1e3 * per_iter:10.4f}{conv.mean():11.0%}"
+            f"{name:24s}{1e3 * t.mean():12.3f}{it.mean():8.1f}{1e3 * per_iter:10.4f}{conv.mean():11.0%}"
             f"{t.mean() / base[0]:13.2f}{per_iter / base[1]:12.2f}"
         )
 

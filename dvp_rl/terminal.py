@@ -16,6 +16,7 @@ from typing import Any
 import crocoddyl
 import numpy as np
 
+from dvp_rl import compiled
 from dvp_rl.value_networks import NetworkArrays, feature_jacobian, numpy_value, numpy_value_derivatives, raw_features
 
 
@@ -88,18 +89,26 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
     :param nx: state dimension (must match ``arrays.nx``)
     :param nu: control dimension of the problem's running models
     :param cost_scale: factor on ``V`` and its derivatives (the discount ``gamma**T``)
+    :param use_compiled: evaluate a Gauss-residual network with the numba kernel of
+        :mod:`dvp_rl.compiled` (about 5x faster per call); ``None``: when numba is installed
     """
 
-    def __init__(self, arrays: NetworkArrays, nx: int, nu: int, cost_scale: float = 1.0) -> None:
+    def __init__(self, arrays: NetworkArrays, nx: int, nu: int, cost_scale: float = 1.0, use_compiled: bool | None = None) -> None:
         _check_dimensions(arrays, nx, nu)
         crocoddyl.ActionModelAbstract.__init__(self, crocoddyl.StateVector(int(nx)), int(nu), 0)
         self.arrays = arrays
         self.cost_scale = float(cost_scale)
         self._identity = np.eye(int(nx))
         self._fast = _GaussResidualEvaluator(arrays) if arrays.kind == "gauss_residual" else None
+        if use_compiled and not compiled.AVAILABLE:
+            raise ImportError("use_compiled=True needs numba: pip install -e '.[fast]'")
+        wanted = compiled.AVAILABLE if use_compiled is None else bool(use_compiled)
+        self._compiled = compiled.CompiledGaussResidual(arrays) if wanted and arrays.kind == "gauss_residual" else None
 
     def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        if self._fast is not None:
+        if self._compiled is not None:
+            data.cost = self.cost_scale * self._compiled.value(self._check_state(x))
+        elif self._fast is not None:
             x = self._check_state(x)
             forward = self._fast.forward(x)
             data.x_forward, data.forward = x, forward
@@ -109,7 +118,9 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
         _put(data.xnext, x)
 
     def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        if self._fast is not None:
+        if self._compiled is not None:
+            _, Vx, Vxx = self._compiled.derivatives(self._check_state(x))
+        elif self._fast is not None:
             x = self._check_state(x)
             cached = getattr(data, "x_forward", None)
             forward = data.forward if cached is not None and np.array_equal(cached, x) else self._fast.forward(x)

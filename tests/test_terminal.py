@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers the ids)
+from dvp_rl import compiled
 from dvp_rl.ocp import OptimalControlProblem
 from dvp_rl.terminal import ValueTerminalModel, value_terminal
 from dvp_rl.value_networks import VALUE_NETWORK_KINDS, make_value_network, numpy_value_derivatives
@@ -141,14 +142,17 @@ def test_bad_input_raises():
         model.calc(model.createData(), np.zeros(4))
 
 
-def test_fast_gauss_residual_path_equals_the_reference_evaluation():
-    """The terminal's precomputed single-state path gives numpy_value_derivatives' numbers, angles or not."""
+@pytest.mark.parametrize("use_compiled", [False, pytest.param(True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba missing"))])
+def test_fast_gauss_residual_path_equals_the_reference_evaluation(use_compiled):
+    """The terminal's single-state paths (precomputed numpy; numba kernel) give numpy_value_derivatives'
+    numbers, angles or not, for layers of different widths."""
     rng = np.random.default_rng(4)
-    for angle_dims in [(), (2,)]:
-        net = make_value_network("gauss_residual", NX, net_arch=(16, 16), angle_dims=angle_dims)
+    for angle_dims, arch in [((), (16, 16)), ((2,), (16, 16)), ((0, 2), (8, 24, 5))]:
+        net = make_value_network("gauss_residual", NX, net_arch=arch, angle_dims=angle_dims)
         net.fit_normalisation(rng.normal(size=(50, NX)))
         arrays = net.export()
-        model = ValueTerminalModel(arrays, NX, NU, cost_scale=0.7)
+        model = ValueTerminalModel(arrays, NX, NU, cost_scale=0.7, use_compiled=use_compiled)
+        assert (model._compiled is not None) == use_compiled
         data = model.createData()
         for x in rng.normal(size=(4, NX)):
             V, Vx, Vxx = numpy_value_derivatives(arrays, x)
