@@ -233,7 +233,7 @@ class Budget:
     def truth_note(self) -> str:
         """How the ground truth was computed, for tables."""
         horizon = self.truth_horizon or "the env's value_horizon"
-        guesses = "the env's initial guesses" if self.truth_guesses is None else f"guesses {list(self.truth_guesses)}"
+        guesses = "the env's initial guesses and two continuations" if self.truth_guesses is None else f"guesses {list(self.truth_guesses)}"
         return f"DDP with horizon {horizon}, best of {guesses}, on {self.n_eval} fixed random states of the start box"
 
 
