@@ -318,10 +318,10 @@ class DVP:
             bar.close()
         t_solved = time.perf_counter()
         states = batch.x0  # lost states were replaced by fresh ones
-        if batch.converged.any():
-            self._final_states = wrap_angles(batch.x_final[batch.converged], self.system.angle_dims)
         self.lost_solves += len(lost)
         ok = batch.converged
+        if ok.any():
+            self._final_states = wrap_angles(batch.x_final[ok], self.system.angle_dims)
         n_failed = int((~ok).sum())
         self.failed_solves += n_failed
         self.num_timesteps += int(batch.n_transitions.sum())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dvp_rl.value_networks import NetworkArrays
+from dvp_rl.value_networks import NetworkArrays, _feature_indices
 
 try:  # optional dependency
     import numba
@@ -33,8 +33,7 @@ def pack(arrays: NetworkArrays) -> tuple[np.ndarray, np.ndarray]:
     """
     if arrays.kind != "gauss_residual":
         raise ValueError(f"the compiled path serves Gauss-residual networks, got {arrays.kind!r}")
-    angles = list(arrays.angle_dims)
-    linear = [i for i in range(arrays.nx) if i not in angles]
+    linear, angles = _feature_indices(arrays.nx, tuple(arrays.angle_dims))
     chunks: list[np.ndarray] = []
     offset = 0
 
@@ -50,7 +49,7 @@ def pack(arrays: NetworkArrays) -> tuple[np.ndarray, np.ndarray]:
     layers = []
     for W, b in zip(arrays.weights, arrays.biases):
         layers += [W.shape[0], W.shape[1], put(W), put(b)]
-    layout = [arrays.nx, len(linear), len(angles), len(arrays.weights), *linear, *angles, off_mean, off_std, *layers]
+    layout = [arrays.nx, len(linear), len(angles), len(arrays.weights), *linear.tolist(), *angles.tolist(), off_mean, off_std, *layers]
     return np.concatenate(chunks), np.asarray(layout, dtype=np.int64)
 
 

@@ -80,7 +80,7 @@ def ground_truth(
 
     :param horizon: default :func:`default_horizon`
     :param guesses: initial guesses tried per state, best converged kept (default:
-        :func:`dvp_rl.ocp.reference_guesses`, the env's ``ddp_guesses`` plus ``"continuation"``)
+        :func:`dvp_rl.ocp.reference_guesses`, the env's ``ddp_guesses`` plus both continuations)
     :param cache_dir: folder of the on-disk cache (``None``: no cache)
     :param n_workers: processes (or Ray tasks) solving in parallel (``None``: all cores, or all
         CPUs of the Ray cluster; 1 with the local backend and no ``solve_timeout``: in this process)

@@ -99,11 +99,11 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
         self.arrays = arrays
         self.cost_scale = float(cost_scale)
         self._identity = np.eye(int(nx))
-        self._fast = _GaussResidualEvaluator(arrays) if arrays.kind == "gauss_residual" else None
-        if use_compiled and not compiled.AVAILABLE:
-            raise ImportError("use_compiled=True needs numba: pip install -e '.[fast]'")
+        gauss_residual = arrays.kind == "gauss_residual"
         wanted = compiled.AVAILABLE if use_compiled is None else bool(use_compiled)
-        self._compiled = compiled.CompiledGaussResidual(arrays) if wanted and arrays.kind == "gauss_residual" else None
+        # CompiledGaussResidual raises ImportError when numba is missing and use_compiled=True
+        self._compiled = compiled.CompiledGaussResidual(arrays) if wanted and gauss_residual else None
+        self._fast = _GaussResidualEvaluator(arrays) if gauss_residual and self._compiled is None else None
 
     def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
         if self._compiled is not None:
