@@ -125,6 +125,8 @@ class BenchmarkConfig:
     :param closed_loop_every: closed-loop cost at every ``k``-th evaluation (0: at the end only;
         it is always measured at the end)
     :param grid_size: value maps on a ``grid_size x grid_size`` grid of the env's plane
+    :param env_kwargs: per env id, keyword arguments of ``gymnasium.make`` shared by DVP, PPO,
+        the ground truth and the closed loop (e.g. ``{"dvp_rl/Pendulum-v0": {"max_torque": 6.0}}``)
     :param dvp_kwargs: override DVP constructor arguments of every env (e.g. ``n_samples``)
     :param ppo_kwargs: override ``hyperparams.yml`` entries of every env (e.g. ``n_steps``)
     :param n_workers: processes of DVP's solves and of the ground truth (PPO runs in one)
@@ -147,6 +149,7 @@ class BenchmarkConfig:
     closed_loop_steps: int | None = None
     closed_loop_every: int = 1
     grid_size: int = 15
+    env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     dvp_kwargs: dict[str, Any] = field(default_factory=dict)
     ppo_kwargs: dict[str, Any] = field(default_factory=dict)
     n_workers: int = 2
@@ -166,6 +169,9 @@ class BenchmarkConfig:
             raise ValueError(f"gamma must be in (0, 1) (discounted ground truth and closed loop), got {self.gamma}")
         if self.n_closed_loop > self.n_eval_states:
             raise ValueError(f"n_closed_loop ({self.n_closed_loop}) must not exceed n_eval_states ({self.n_eval_states})")
+        stray = sorted(set(self.env_kwargs) - set(self.env_ids))
+        if stray:
+            raise ValueError(f"env_kwargs given for {stray}, which are not among env_ids {list(self.env_ids)}")
         shared = {"gamma", "seed", "env", "env_id"} & (set(self.dvp_kwargs) | set(self.ppo_kwargs))
         if shared:
             raise ValueError(f"{sorted(shared)} must not be set per algorithm: both share the env, gamma and the seeds")
@@ -282,13 +288,15 @@ class Task:
     """One env's evaluation material, shared by both algorithms and every seed.
 
     ``truth``: ground truth on the validation states (N, nx); ``starts``: closed-loop start
-    states (n_closed_loop, nx), the first validation states.
+    states (n_closed_loop, nx), the first validation states; ``env_kwargs``: arguments of
+    ``gymnasium.make`` of every env built for this task.
     """
 
     env_id: str
     settings: EnvSettings
     truth: GroundTruth
     starts: np.ndarray
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -342,7 +350,7 @@ class MPCPolicy:
 
 def _build_dvp(config: BenchmarkConfig, task: Task, seed: int) -> tuple[DVP, dict[str, Any]]:
     kwargs = {"n_workers": config.n_workers, "checkpoint_dir": None, **task.settings.dvp, **config.dvp_kwargs}
-    agent = DVP(task.env_id, gamma=config.gamma, seed=seed, **kwargs)
+    agent = DVP(task.env_id, gamma=config.gamma, seed=seed, env_kwargs=task.env_kwargs, **kwargs)
     iterations = config.dvp_iterations or task.settings.dvp_iterations
     return agent, {**agent.hyperparameters(), "iterations": iterations, "n_workers": agent.n_workers}
 
@@ -354,7 +362,7 @@ def _learn_dvp(config: BenchmarkConfig, task: Task, agent: DVP, callback: BaseCa
 
 
 def _build_ppo(config: BenchmarkConfig, task: Task, seed: int) -> tuple[Any, dict[str, Any]]:
-    model = make_ppo(task.env_id, config.gamma, seed, **config.ppo_kwargs)
+    model = make_ppo(task.env_id, config.gamma, seed, env_kwargs=task.env_kwargs, **config.ppo_kwargs)
     settings = {**load_hyperparams(task.env_id), **config.ppo_kwargs}
     settings["n_timesteps"] = _ppo_timesteps(config, task.env_id)
     return model, {**settings, "gamma": config.gamma, "seed": seed}
@@ -397,7 +405,8 @@ class Evaluator:
 
     def closed_loop_cost(self) -> float:
         """Mean discounted cost of the closed loop from ``task.starts``; keeps the trajectories."""
-        self.closed_loop = rollout(self.algo.policy(self.model), self.task.env_id, self.task.starts, self.config.steps)
+        self.closed_loop = rollout(self.algo.policy(self.model), self.task.env_id, self.task.starts, self.config.steps,
+                                    env_kwargs=self.task.env_kwargs)
         return float(np.mean(discounted_cost(self.closed_loop.costs, self.config.gamma)))
 
     def evaluate(self, transitions: int, closed_loop: bool | None = None) -> EvalRecord:
@@ -519,7 +528,7 @@ def custom_scalars_layout() -> dict[str, dict[str, list]]:
 
 
 def _log_hyperparameters(writer: SummaryWriter, result: RunResult, task: Task, config: BenchmarkConfig) -> None:
-    hparams = {"algo": result.algo, "env_id": task.env_id, "seed": result.seed, "budget_seconds": config.budget_seconds,
+    hparams = {"algo": result.algo, "env_id": task.env_id, "env_kwargs": dict(task.env_kwargs), "seed": result.seed, "budget_seconds": config.budget_seconds,
                "n_eval_states": config.n_eval_states, "ground_truth_horizon": task.truth.horizon,
                "stopped_by_budget": result.stopped_by_budget}  # fmt: skip
     hparams |= {f"{result.algo.lower()}/{k}": v for k, v in result.hyperparameters.items()}
@@ -572,7 +581,8 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
     tasks: dict[str, Task] = {}
     for env_id in config.env_ids:
         settings = ENV_SETTINGS[env_id]
-        system = make_env(env_id).unwrapped
+        env_kwargs = dict(config.env_kwargs.get(env_id, {}))
+        system = make_env(env_id, env_kwargs).unwrapped
         tb_dir = out / "tb" / short_name(env_id)
         t0 = time.perf_counter()
         states = system.sample_states(config.n_eval_states, np.random.default_rng(config.eval_seed))
@@ -582,7 +592,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
         if config.verbose:
             print(f"{env_id}: ground truth (T={truth.horizon}) on {int(truth.converged.sum())}/{len(states)} validation "
                   f"and {int(grid_truth.converged.sum())}/{len(grid.states)} grid states in {time.perf_counter() - t0:.1f} s", flush=True)
-        task = tasks[env_id] = Task(env_id, settings, truth, states[: config.n_closed_loop])
+        task = tasks[env_id] = Task(env_id, settings, truth, states[: config.n_closed_loop], env_kwargs)
         runs[env_id] = {algo.name: [] for algo in ALGORITHMS}
         for seed in config.seeds:
             for algo in ALGORITHMS:
@@ -625,7 +635,7 @@ def benchmark_figures(task: Task, runs: dict[str, list[RunResult]], grid: SliceG
 
 
 def _ground_truth(config: BenchmarkConfig, env_id: str, states: np.ndarray) -> GroundTruth:
-    return ground_truth(env_id, states, gamma=config.gamma, horizon=config.ground_truth_horizon,
+    return ground_truth(env_id, states, gamma=config.gamma, horizon=config.ground_truth_horizon, env_kwargs=config.env_kwargs.get(env_id),
                         cache_dir=config.ground_truth_cache, n_workers=config.n_workers, progress=bool(config.verbose))  # fmt: skip
 
 
@@ -739,7 +749,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     ]  # fmt: skip
     for env_id, env in summary["envs"].items():
         metrics, ratios, targets = env["metrics"], env["ratios_ppo_over_dvp"], env["targets"]
-        lines += [f"## {env_id}", "", "| metric | DVP | PPO | PPO / DVP |", "|---|---|---|---|"]
+        kwargs = config.get("env_kwargs", {}).get(env_id)
+        title = f"{env_id} ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else env_id
+        lines += [f"## {title}", "", "| metric | DVP | PPO | PPO / DVP |", "|---|---|---|---|"]
         for key, name in names.items():
             integer = key == "transitions"
             lines.append(f"| {name} | {_fmt(metrics['DVP'][key], integer)} | {_fmt(metrics['PPO'][key], integer)} | {ratios[key]:.3g} |")

@@ -64,6 +64,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "gamma": args.gamma, "dvp_iterations": args.dvp_iterations, "ppo_timesteps": args.ppo_timesteps,
         "budget_seconds": args.budget_seconds, "n_eval_states": args.n_eval_states, "n_closed_loop": args.n_closed_loop,
         "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
+        "env_kwargs": json.loads(args.env_kwargs) if args.env_kwargs else None,
         "dvp_kwargs": {**base.dvp_kwargs, **json.loads(args.dvp_kwargs)} if args.dvp_kwargs else None,
         "ppo_kwargs": {**base.ppo_kwargs, **json.loads(args.ppo_kwargs)} if args.ppo_kwargs else None,
         "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--closed-loop-steps", type=int, help="closed-loop length (default: ceil(3 / (1 - gamma)))")
     bench.add_argument("--closed-loop-every", type=int, help="closed loop at every k-th evaluation; 0: at the end only (default 1)")
     bench.add_argument("--grid-size", type=int, help="value maps on a G x G grid (default 15)")
+    bench.add_argument("--env-kwargs", default="",
+                       help='JSON dict of gymnasium.make arguments per env id, e.g. \'{"dvp_rl/Pendulum-v0": {"max_torque": 6}}\'')
     bench.add_argument("--dvp-kwargs", default="", help='JSON dict of DVP arguments for every env, e.g. \'{"n_samples": 100}\'')
     bench.add_argument("--ppo-kwargs", default="", help='JSON dict of PPO settings for every env, e.g. \'{"n_steps": 256}\'')
     bench.add_argument("--n-workers", type=int, help="solver processes of DVP and the ground truth (default 2)")

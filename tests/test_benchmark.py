@@ -4,6 +4,7 @@ import json
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -16,6 +17,7 @@ from dvp_rl.benchmark import (
     EvalRecord,
     Task,
     TrainingClock,
+    run_benchmark,
     train_and_evaluate,
     transitions_at,
     value_at,
@@ -123,6 +125,36 @@ def test_config_rejects_unknown_env_and_bad_gamma():
         BenchmarkConfig(env_ids=("dvp_rl/NoSuchEnv-v0",))
     with pytest.raises(ValueError, match="gamma"):
         BenchmarkConfig(gamma=1.0)
+    with pytest.raises(ValueError, match="not among env_ids"):
+        BenchmarkConfig(env_ids=(ENV_ID,), env_kwargs={"dvp_rl/Pendulum-v0": {"max_torque": 6.0}})
+
+
+def test_env_kwargs_reach_both_algorithms_the_ground_truth_and_the_closed_loop(tmp_path):
+    """A unicycle capped at 0.5 m/s (default 5): both closed loops respect the cap and the MPC's
+    saturates it; the ground truth is that of the capped env, dearer than the default one's."""
+    kwargs = {"max_speed": 0.5}
+    config = BenchmarkConfig(
+        env_ids=(ENV_ID,), seeds=(0,), gamma=0.9, env_kwargs={ENV_ID: kwargs}, dvp_iterations=1, ppo_timesteps=256,
+        n_eval_states=4, n_closed_loop=2, closed_loop_steps=10, closed_loop_every=0, grid_size=3, n_workers=1,
+        dvp_kwargs={"n_samples": 10, "horizon": 10, "max_epochs": 3, "polish_steps": 2}, ppo_kwargs={"n_steps": 128},
+        ground_truth_horizon=30, ground_truth_cache=None, out=str(tmp_path / "run"), verbose=0,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_benchmark(config)
+    finally:
+        torch.set_num_threads(threads)
+    speeds = {algo: np.abs(runs[0].closed_loop.actions[..., 0]) for algo, runs in result.runs[ENV_ID].items()}
+    assert speeds["PPO"].max() <= 0.5 + 1e-12 and speeds["DVP"].max() <= 0.5 + 1e-12
+    assert speeds["DVP"].max() >= 0.5 - 1e-6  # the cap binds: unclipped, the MPC drives faster from ~1 m away
+    starts = result.summary["envs"][ENV_ID]["closed_loop_starts"]
+    capped = ground_truth(ENV_ID, np.asarray(starts), gamma=0.9, horizon=30, env_kwargs=kwargs, cache_dir=None)
+    default = ground_truth(ENV_ID, np.asarray(starts), gamma=0.9, horizon=30, cache_dir=None)
+    assert result.summary["envs"][ENV_ID]["optimal_closed_loop_cost"] == pytest.approx(np.mean(capped.V), rel=1e-9)
+    assert np.mean(capped.V) > 1.05 * np.mean(default.V)
+    assert result.summary["config"]["env_kwargs"] == {ENV_ID: kwargs}
+    assert f"## {ENV_ID} (max_speed=0.5)" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_cli_still_parses_demo_and_train():

@@ -181,9 +181,8 @@ class EnvSetup:
 
 #: the systems, their slices inside the envs' default start boxes (the training distribution)
 ENVS: tuple[EnvSetup, ...] = (
-    # max_torque 6 > m g l / 2: at Gymnasium's bound (2) the value jumps where the motor cannot hold the rod (PendulumEnv)
     EnvSetup("dvp_rl/Pendulum-v0", "pendulum", (0, 1), ((-math.pi, math.pi), (-1.0, 1.0)), ("theta (rad)", "theta dot (rad/s)"), (0.0, 0.0),
-             {"max_torque": 6.0}),
+             dict(common.CONTINUOUS_PENDULUM)),
     EnvSetup("dvp_rl/CartPole-v0", "cart-pole", (0, 1), ((-1.0, 1.0), (-0.3, 0.3)), ("x (m)", "theta (rad)"), (0.0, 0.0, 0.0, 0.0)),
     EnvSetup("dvp_rl/Unicycle-v0", "unicycle", (0, 1), ((-1.0, 1.0), (-1.0, 1.0)), ("x (m)", "y (m)"), (0.0, 0.0, 0.0)),
 )

@@ -14,21 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
-from dvp_rl.experiments.common import fmt, out_dir_for, publish_table
+from dvp_rl.experiments.common import CONTINUOUS_PENDULUM, fmt, out_dir_for, publish_table
 from dvp_rl.sobolev import torch_threads
 
 NAME = "ppo"
 
 
 def config_for(out: Path, seeds: Sequence[int], quick: bool) -> BenchmarkConfig:
-    """The benchmark settings: the three systems (the unicycle only, tiny budgets, with ``quick``)."""
+    """The benchmark settings: the three systems, the pendulum as :data:`CONTINUOUS_PENDULUM` (the unicycle
+    only, tiny budgets, with ``quick``)."""
     if quick:
         return dataclasses.replace(
             QUICK, seeds=tuple(seeds)[:1], out=str(out), dvp_iterations=2, budget_seconds=20.0, ppo_timesteps=4096,
             n_eval_states=20, n_closed_loop=2, closed_loop_steps=20, grid_size=5, ground_truth_horizon=60,
             dvp_kwargs={"n_samples": 40, "max_epochs": 10, "horizon": 10}, ppo_kwargs={"n_steps": 256}, verbose=0,
         )  # fmt: skip
-    return BenchmarkConfig(seeds=tuple(seeds), out=str(out), budget_seconds=300.0, closed_loop_every=0)
+    pendulum = {"dvp_rl/Pendulum-v0": dict(CONTINUOUS_PENDULUM)}  # a continuous value: a fair test of value accuracy
+    return BenchmarkConfig(seeds=tuple(seeds), out=str(out), budget_seconds=300.0, closed_loop_every=0, env_kwargs=pendulum)
 
 
 def run(out_dir: Path | None = None, seeds: Sequence[int] = (0, 1, 2), quick: bool = False) -> dict[str, Any]:
