@@ -30,3 +30,20 @@ def test_quick_run_writes_outputs(name: str, tmp_path: Path) -> None:
         for check in saved["target"].values():
             assert isinstance(check["met_wall"], bool) and isinstance(check["met_nodes"], bool)
 
+
+
+def test_rerun_replaces_a_runs_tensorboard_events(tmp_path: Path) -> None:
+    """Writing a run again leaves only the new scalars (as the rerun table replaces the old one)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dvp_rl.experiments.common import writer
+
+    for values in ((1.0, 2.0, 3.0), (7.0,)):
+        with writer(tmp_path, "run__0") as tb:
+            for step, value in enumerate(values):
+                tb.add_scalar("eval/x", value, step)
+        (tmp_path / "tb" / "run__0" / "notes.txt").write_text("kept")
+    events = EventAccumulator(str(tmp_path / "tb" / "run__0"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("eval/x")] == [7.0]
+    assert (tmp_path / "tb" / "run__0" / "notes.txt").read_text() == "kept"

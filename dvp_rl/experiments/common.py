@@ -120,8 +120,15 @@ def _json_default(obj: Any) -> Any:
 
 
 def writer(out_dir: Path, run: str) -> SummaryWriter:
-    """A tensorboard writer for one run of an experiment, under ``out_dir/tb/<run>``."""
-    return SummaryWriter(str(out_dir / "tb" / run))
+    """A tensorboard writer for one run of an experiment, under ``out_dir/tb/<run>``.
+
+    A rerun replaces the run, as it replaces the table: the folder's earlier event files are
+    deleted first (tensorboard would otherwise draw the old and the new curves as one run).
+    """
+    folder = out_dir / "tb" / run
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    return SummaryWriter(str(folder))
 
 
 def check_finite(table: dict[str, Any]) -> None:
