@@ -106,6 +106,10 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     #: DDP initial guesses worth trying from each state (``dvp_rl.ocp.GUESSES``); more than one
     #: where the task has local optima
     ddp_guesses: tuple[str, ...] = ("hold",)
+    #: a zero-cost equilibrium, where the optimal value is 0 at every horizon and discount:
+    #: ``dynamics(goal, 0) = goal``, ``cost(goal, 0) = 0``, ``terminal_cost(goal) = 0`` (``None``: none
+    #: known). DVP anchors its undiscounted value targets there (``DVP(anchor_goal=True)``).
+    goal_state: tuple[float, ...] | None = None
 
     nx: int
     nu: int

@@ -46,6 +46,7 @@ class LinearQuadraticEnv(NumpySystemEnv):
     nx = 2
     nu = 1
     value_horizon = 400  # 40 s
+    goal_state = (0.0, 0.0)  # the origin: zero cost, an equilibrium with zero control
 
     def __init__(
         self,

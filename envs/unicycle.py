@@ -48,6 +48,7 @@ class UnicycleEnv(CrocoddylEnv):
     # of an optimal trajectory decays slowly: V_300 differs from V_600 by 8e-7 relative MSE
     # (w_state = 10), V_1000 is the reference.
     value_horizon = 1000  # 100 s
+    goal_state = (0.0, 0.0, 0.0)  # the origin: zero cost, an equilibrium with zero control
     ddp_guesses = ("hold", "zero_rollout", "push_plus", "push_minus")  # local optima
 
     def __init__(

@@ -10,7 +10,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import CheckpointError
+from dvp_rl.ocp import OptimalControlProblem
 from dvp_rl.sampling import make_env
+from dvp_rl.terminal import value_terminal
+from dvp_rl.value_networks import numpy_value
 
 TINY = dict(horizon=10, n_samples=60, max_epochs=15, polish_steps=10, n_validation=20, net_arch=(16, 16))
 
@@ -174,3 +177,43 @@ def test_later_iterations_also_start_from_the_previous_plans_end_states():
     assert tiny_agent(final_state_fraction=0.0).learn(1)._start_states()[1] == 0
     with pytest.raises(ValueError, match="final_state_fraction"):
         tiny_agent(final_state_fraction=1.0)
+
+
+class RecordingDVP(DVP):
+    """DVP that keeps the last fit's targets."""
+
+    def _targets(self, states, batch):
+        self.recorded = (states.copy(), batch)
+        return super()._targets(states, batch)
+
+
+def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
+    """Relative value iteration: iteration 2's value targets are the DDP costs with the first network as
+    terminal, less the lower of the goal's two plan costs (holding still, DDP), all solved here again."""
+    agent = RecordingDVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, "n_workers": 1})
+    agent.learn(1)
+    first, arrays = agent.recorded[1].cost, agent.policy_net.export()
+    agent.learn(1, reset_num_timesteps=False)
+    states, batch = agent.recorded
+    env = agent.system
+    ocp = OptimalControlProblem(env, agent.horizon, agent.gamma, value_terminal(arrays, env.nx, env.nu), agent.max_iter, agent.th_stop)
+    goal = np.zeros(env.nx)
+    hold = agent.gamma**agent.horizon * float(numpy_value(arrays, goal[None])[0])
+    from_goal = ocp.solve_best(goal, env.ddp_guesses)
+    anchor = min(hold, from_goal.cost) if from_goal.converged else hold
+    assert anchor > 1e-2  # the first (tiny) network is not 0 at the goal
+    raw = np.array([ocp.solve_best(x, env.ddp_guesses).cost for x in states[:8]])
+    np.testing.assert_allclose(batch.cost[:8], raw - anchor, rtol=1e-7, atol=1e-7)
+    assert np.all(first >= 0)  # iteration 1 (zero terminal) is not shifted: costs of a nonnegative cost
+    # without the anchor the same iteration fits the raw costs
+    plain = RecordingDVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, "n_workers": 1, "anchor_goal": False})
+    plain.learn(2)
+    assert np.allclose(plain.recorded[1].cost[:8], raw, rtol=1e-7, atol=1e-7)
+
+
+def test_a_goal_state_that_is_not_a_zero_cost_equilibrium_is_rejected():
+    env = make_env("dvp_rl/Unicycle-v0")
+    env.unwrapped.goal_state = (1.0, 0.0, 0.0)  # costs 50 per step
+    with pytest.raises(ValueError, match="not a zero-cost equilibrium"):
+        DVP(env, **{**TINY, "checkpoint_dir": None})
+    assert DVP(env, **{**TINY, "checkpoint_dir": None, "anchor_goal": False}).anchor_goal is False

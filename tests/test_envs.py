@@ -223,3 +223,17 @@ def test_pendulum_value_jumps_where_the_motor_cannot_hold_the_rod():
         assert below.converged and above.converged
         jump = above.cost - below.cost
         assert (low is None or jump > low) and (high is None or abs(jump) < high), (max_torque, below.cost, above.cost)
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_goal_state_is_a_zero_cost_equilibrium_of_zero_value(env_id):
+    """What DVP's relative value iteration relies on: V*(goal) = 0 and Vx*(goal) = 0 at any horizon."""
+    from dvp_rl.agent import checked_goal
+    from dvp_rl.ocp import solve_ocp
+
+    env = make_unwrapped(env_id)
+    goal = checked_goal(env)  # raises if it moves or costs anything
+    assert goal is not None
+    result = solve_ocp(env, goal, horizon=20)
+    assert result.converged and abs(result.cost) < 1e-12
+    np.testing.assert_allclose(result.Vx, 0.0, atol=1e-9)
