@@ -566,9 +566,7 @@ def checked_goal(system: Any) -> np.ndarray | None:
     if goal is None:
         return None
     name = type(system).__name__
-    goal = np.asarray(goal, dtype=np.float64)
-    if goal.shape != (system.nx,) or not np.all(np.isfinite(goal)):
-        raise ValueError(f"{name}.goal_state must be a finite state of shape ({system.nx},), got {goal!r}")
+    goal = system.check_state(goal, "goal_state")  # float64, shape (nx,), finite
     u = np.zeros(system.nu)
     drift = float(np.max(np.abs(system.dynamics(goal, u) - goal)))
     cost, terminal = float(system.cost(goal, u)), float(system.terminal_cost(goal))
