@@ -11,6 +11,12 @@ import pinocchio
 from envs.base import reject_unknown_kwargs, uniform_box
 from envs.multibody import CostTerm, MultibodyEnv, add_body, rod_inertia
 
+#: default weights (angle, speed, torque) of each ``cost`` of :class:`PendulumEnv`
+COST_DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "tip": {"angle": 1.0, "speed": 0.1, "torque": 0.01},
+    "gymnasium": {"angle": 1.0, "speed": 0.1, "torque": 0.001},  # Pendulum-v1's reward
+}
+
 
 class PendulumEnv(MultibodyEnv):
     r"""Swing a pendulum up to the upright and keep it there.
@@ -33,14 +39,31 @@ class PendulumEnv(MultibodyEnv):
     ## Action, shape (1,)
     Torque at the hinge, in ``[-max_torque, max_torque]`` (clipped by ``step``).
 
-    ## Cost (reward = -cost)
+    ## Cost (reward = -cost), ``cost="tip"`` (default)
     ``cost = dt * (w_angle * (1 - cos th) * l^2 + 0.5 * w_speed * thdot^2 + 0.5 * w_torque * u^2)``
     where the angle term is Crocoddyl's frame-translation residual of the rod's tip
     (``0.5 * ||p_tip - p_upright||^2 = l^2 (1 - cos th)``): smooth, 2*pi-periodic and
     ``~ th^2 / 2`` near the upright. As for every Crocoddyl residual cost, ``Lxx`` of that
     term is the Gauss-Newton ``R_x^T R_x = dt * w_angle * l^2`` (the exact second derivative
     is ``dt * w_angle * l^2 * cos th``); gradients are exact. No terminal cost unless ``w_terminal > 0``
-    (then ``w_terminal`` times the same state cost, without ``dt``).
+    (then ``w_terminal`` times the same state cost, without ``dt``). Default weights
+    ``w_angle=1, w_speed=0.1, w_torque=0.01``.
+
+    ## Cost, ``cost="gymnasium"``: Gymnasium Pendulum-v1's reward
+    ``cost = w_angle * angle_normalize(th)^2 + w_speed * thdot^2 + w_torque * u^2`` per step, at the
+    pre-step state and the clipped torque; with the default weights ``w_angle=1, w_speed=0.1,
+    w_torque=0.001`` it is exactly ``-reward`` of Pendulum-v1. The angle term is Crocoddyl's
+    frame-rotation residual ``log3(R_rod) = (0, angle_normalize(th), 0)`` (the rod turns about
+    ``y``): native, 2*pi-periodic, smooth except for a kink at ``th = +-pi`` (the hanging rod),
+    where its gradient jumps from ``+2 pi w_angle`` to ``-2 pi w_angle``. Away from the kink every
+    derivative, ``Lxx`` included, is exact (the residual is linear in ``th`` there). The weights
+    are divided by ``dt`` inside the model because Crocoddyl's Euler integrator multiplies the
+    running cost by ``dt``. No terminal cost unless ``w_terminal > 0`` (then
+    ``w_terminal * (w_angle * angle_normalize(th)^2 + w_speed * thdot^2)``: ``w_terminal`` steps of
+    the state cost). Pendulum-v1 clips the new speed to ``[-8, 8]``; this model does not (the clip
+    is not smooth), so one step equals Pendulum-v1's exactly when
+    ``|thdot + dt * (3 g / (2 l) sin th + 3 / (m l^2) u)| <= 8`` and differs in the speed (and
+    the angle) otherwise. ``envs.twins`` maps Pendulum-v1's observations to this env's state.
 
     ## The value function is discontinuous at the default torque bound
     Gravity's torque about the hinge is ``m g l / 2 * sin(th)``; beyond ``|th| = asin(2 max_torque /
@@ -55,10 +78,12 @@ class PendulumEnv(MultibodyEnv):
 
     ## Arguments
     ``gymnasium.make("dvp_rl/Pendulum-v0", g=10., m=1., l=1., dt=0.05, max_torque=2.,
-    w_angle=1., w_speed=0.1, w_torque=0.01, w_terminal=0., max_start_speed=1.)``
+    cost="tip", w_angle=None, w_speed=None, w_torque=None, w_terminal=0., max_start_speed=1.)``;
+    a weight left at ``None`` takes the default of the chosen ``cost`` (see above). An unknown
+    ``cost`` raises ``ValueError``.
 
     ## Version history
-    * v0: initial version.
+    * v0: initial version; ``cost="gymnasium"`` added later (the default is unchanged).
     """
 
     nx = 2
@@ -77,17 +102,24 @@ class PendulumEnv(MultibodyEnv):
         l: float = 1.0,  # noqa: E741 (the physics name)
         dt: float = 0.05,
         max_torque: float = 2.0,
-        w_angle: float = 1.0,
-        w_speed: float = 0.1,
-        w_torque: float = 0.01,
+        cost: str = "tip",
+        w_angle: float | None = None,
+        w_speed: float | None = None,
+        w_torque: float | None = None,
         w_terminal: float = 0.0,
         max_start_speed: float = 1.0,
         render_mode: str | None = None,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
+        if cost not in COST_DEFAULT_WEIGHTS:
+            raise ValueError(f"cost must be one of {sorted(COST_DEFAULT_WEIGHTS)}, got {cost!r}")
         self.g, self.m, self.l, self.dt = float(g), float(m), float(l), float(dt)
-        self.weights = {"angle": float(w_angle), "speed": float(w_speed), "torque": float(w_torque)}
+        self.cost_kind = cost
+        given = {"angle": w_angle, "speed": w_speed, "torque": w_torque}
+        self.weights = {k: float(COST_DEFAULT_WEIGHTS[cost][k] if w is None else w) for k, w in given.items()}
+        # the frame-rotation residual is linear in th away from the kink: its Gauss-Newton Hessian is exact
+        self.gauss_newton_hessian = cost == "tip"
         self.w_terminal = float(w_terminal)
         self.max_start_speed = float(max_start_speed)
         self.pin_model = self._build_pinocchio_model()
@@ -103,13 +135,20 @@ class PendulumEnv(MultibodyEnv):
         return model
 
     def _terms(self, running: bool) -> list[CostTerm]:
-        tip_up = np.array([0.0, 0.0, self.l])
-        terms = [
-            CostTerm("angle", lambda s, nu: crocoddyl.ResidualModelFrameTranslation(s, self._tip, tip_up, nu), self.weights["angle"]),
-            CostTerm("speed", lambda s, nu: crocoddyl.ResidualModelState(s, np.zeros(2), nu), self.weights["speed"], np.array([0.0, 1.0])),
-        ]
+        speed = lambda s, nu: crocoddyl.ResidualModelState(s, np.zeros(2), nu)  # noqa: E731
+        select_speed = np.array([0.0, 1.0])
+        if self.cost_kind == "tip":
+            tip_up = np.array([0.0, 0.0, self.l])
+            angle = lambda s, nu: crocoddyl.ResidualModelFrameTranslation(s, self._tip, tip_up, nu)  # noqa: E731
+            scale = 1.0
+        else:
+            angle = lambda s, nu: crocoddyl.ResidualModelFrameRotation(s, self._tip, np.eye(3), nu)  # noqa: E731
+            # 0.5 * weight * r^2 must give weight' * r^2 per step: x2, and /dt against the integrator's dt
+            scale = 2.0 / self.dt if running else 2.0
+        w = {k: scale * v for k, v in self.weights.items()}
+        terms = [CostTerm("angle", angle, w["angle"]), CostTerm("speed", speed, w["speed"], select_speed)]
         if running:
-            terms.append(CostTerm("torque", lambda s, nu: crocoddyl.ResidualModelControl(s, nu), self.weights["torque"]))
+            terms.append(CostTerm("torque", lambda s, nu: crocoddyl.ResidualModelControl(s, nu), w["torque"]))
         return terms
 
     def _actuation(self, state: crocoddyl.StateMultibody) -> crocoddyl.ActuationModelAbstract:
