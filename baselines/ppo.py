@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecNormalize
 
 import envs  # noqa: F401  (registers the dvp_rl/ ids)
-
-#: the per-env settings file, rl-zoo3 style
-HYPERPARAMS_PATH = Path(__file__).with_name("hyperparams.yml")
+from baselines import sb3
+from baselines.sb3 import HYPERPARAMS_PATH  # noqa: F401  (kept for callers of baselines.ppo)
 
 #: episodes last at least this many effective horizons 1 / (1 - gamma): gamma^T <= e^-5 < 1%
 DISCOUNT_HORIZONS = 5.0
@@ -58,15 +55,11 @@ class Rollout(NamedTuple):
 def load_hyperparams(env_id: str) -> dict[str, Any]:
     """The PPO settings of ``env_id`` from ``hyperparams.yml`` (a fresh dict; see that file for the keys).
 
+    ``sb3.load_hyperparams(env_id, "PPO")``.
+
     :raises KeyError: if ``env_id`` has no entry; the message lists the known ids
     """
-    with HYPERPARAMS_PATH.open() as f:
-        table = yaml.safe_load(f)
-    if env_id not in table:
-        raise KeyError(f"no PPO hyper-parameters for {env_id!r} in {HYPERPARAMS_PATH.name}; known ids: {sorted(table)}")
-    if "gamma" in table[env_id]:
-        raise ValueError(f"{HYPERPARAMS_PATH.name}: {env_id} sets gamma, which must be an argument of make_ppo")
-    return dict(table[env_id])
+    return sb3.load_hyperparams(env_id, "PPO")
 
 
 def episode_steps(env_id: str, gamma: float) -> int:
@@ -116,56 +109,24 @@ def make_ppo(
     :param overrides: replace entries of ``hyperparams.yml`` (``n_envs``, ``normalize``,
         ``policy``, ``max_episode_steps``, or any ``PPO`` keyword argument such as ``n_steps``)
     :raises KeyError: for an env id without settings
+
+    ``sb3.make_sb3("PPO", ...)`` with ``gamma`` required and the episode length above.
     """
     _check_gamma(gamma)
-    hyperparams = {**load_hyperparams(env_id), **overrides}
-    hyperparams.pop("n_timesteps", None)
-    n_envs = int(hyperparams.pop("n_envs", 1))
-    normalize = hyperparams.pop("normalize", False)
-    policy = hyperparams.pop("policy", "MlpPolicy")
-    max_episode_steps = hyperparams.pop("max_episode_steps", None) or episode_steps(env_id, gamma)
-    if "policy_kwargs" in hyperparams:
-        hyperparams["policy_kwargs"] = _resolve_policy_kwargs(hyperparams["policy_kwargs"])
-    vec_env = _make_training_env(env_id, max_episode_steps, gamma, n_envs, seed, env_kwargs, normalize)
-    return PPO(
-        policy,
-        vec_env,
-        gamma=gamma,
+    if not overrides.get("max_episode_steps", load_hyperparams(env_id).get("max_episode_steps")):
+        overrides["max_episode_steps"] = episode_steps(env_id, gamma)
+    model = sb3.make_sb3(
+        "PPO",
+        env_id,
         seed=seed,
-        tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+        gamma=gamma,
+        env_kwargs=env_kwargs,
+        tensorboard_log=tensorboard_log,
         verbose=verbose,
         device=device,
-        **hyperparams,
+        **overrides,
     )
-
-
-def _make_training_env(
-    env_id: str,
-    max_episode_steps: int,
-    gamma: float,
-    n_envs: int,
-    seed: int | None,
-    env_kwargs: dict[str, Any] | None,
-    normalize: bool | dict[str, Any],
-) -> VecEnv:
-    # render_mode=None: SB3's make_vec_env asks for "rgb_array" by default, which these envs reject.
-    make_kwargs = {"max_episode_steps": int(max_episode_steps), "render_mode": None, **(env_kwargs or {})}
-    vec_env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=make_kwargs, vec_env_cls=DummyVecEnv)
-    if normalize is False or normalize is None:
-        return vec_env
-    normalize_kwargs = {} if normalize is True else dict(normalize)
-    return VecNormalize(vec_env, gamma=gamma, **normalize_kwargs)
-
-
-def _resolve_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Turn an ``activation_fn`` given by name in the YAML (``"ReLU"``) into the ``torch.nn`` class."""
-    kwargs = dict(policy_kwargs)
-    name = kwargs.get("activation_fn")
-    if isinstance(name, str):
-        if not hasattr(torch.nn, name):
-            raise ValueError(f"policy_kwargs.activation_fn={name!r} is not a torch.nn class")
-        kwargs["activation_fn"] = getattr(torch.nn, name)
-    return kwargs
+    return cast(PPO, model)
 
 
 def _check_gamma(gamma: float) -> None:
@@ -328,7 +289,7 @@ def load_ppo(
     model = PPO.load(zip_path, device=device)
     gamma, n_envs = model.gamma, model.n_envs
     max_episode_steps = load_hyperparams(env_id).get("max_episode_steps") or episode_steps(env_id, gamma)
-    vec_env = _make_training_env(env_id, max_episode_steps, gamma, n_envs, None, env_kwargs, normalize=False)
+    vec_env = sb3.make_training_env(env_id, n_envs, None, env_kwargs, False, gamma, max_episode_steps)
     stats_path = vecnormalize_path(zip_path)
     if stats_path.exists():
         vec_env = VecNormalize.load(str(stats_path), vec_env)

@@ -1,0 +1,296 @@
+"""Stable-Baselines3's PPO, SAC and TD3 from ``hyperparams.yml``, trained under a wall-clock cap.
+
+One factory for every algorithm: the settings of ``(algo, env_id)`` in ``hyperparams.yml``
+(rl-zoo3's where the entry comes from rl-zoo3), translated into SB3 constructor
+arguments the way rl-zoo3 does it (``n_envs``, ``normalize``, ``noise_type``/``noise_std``,
+``policy_kwargs``, ``train_freq``), without evaluating any string::
+
+    model = make_sb3("TD3", "Pendulum-v1", seed=0)
+    run = learn_capped(model, load_hyperparams("Pendulum-v1", "TD3")["n_timesteps"], max_seconds=600)
+    run.env_steps, run.wall_s, run.hit_cap
+    results = evaluate_episodes(model, "Pendulum-v1", seeds=range(1000, 1100))
+
+Nothing here changes torch's global settings; with these tiny networks one torch thread
+(``torch.set_num_threads(1)``, rl-zoo3's ``--num-threads 1``) is faster on a small machine,
+and that choice is left to the caller.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+import envs  # noqa: F401  (registers the dvp_rl/ ids)
+from baselines.evaluation import EpisodeResults, evaluate_episodes
+
+__all__ = [
+    "ALGORITHMS",
+    "EpisodeResults",
+    "TrainingRun",
+    "WallClockCap",
+    "action_noise",
+    "check_algo",
+    "default_gamma",
+    "evaluate_episodes",
+    "learn_capped",
+    "load_hyperparams",
+    "make_sb3",
+    "make_training_env",
+    "resolve_policy_kwargs",
+]
+
+#: the per-algorithm, per-env settings file, rl-zoo3 style
+HYPERPARAMS_PATH = Path(__file__).with_name("hyperparams.yml")
+
+#: the algorithms :func:`make_sb3` builds, by the name of their section in ``hyperparams.yml``
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3}
+
+#: settings that shape the env or are translated here, not passed to the SB3 constructor as they are
+_ENV_KEYS = ("n_timesteps", "n_envs", "normalize", "max_episode_steps", "policy", "noise_type", "noise_std")
+
+
+class TrainingRun(NamedTuple):
+    """What :func:`learn_capped` spent.
+
+    ``model``: the trained model (the one given); ``env_steps``: env interactions,
+    ``model.num_timesteps`` (all ``n_envs`` copies counted); ``wall_s``: wall-clock of
+    ``model.learn`` in seconds; ``hit_cap``: whether the wall-clock cap stopped it before
+    ``total_timesteps``.
+    """
+
+    model: BaseAlgorithm
+    env_steps: int
+    wall_s: float
+    hit_cap: bool
+
+
+# ---------------------------------------------------------------------------- settings
+def check_algo(algo: str) -> str:
+    """The canonical name (``"PPO"``, ``"SAC"``, ``"TD3"``) of ``algo``, any case.
+
+    :raises ValueError: for an algorithm :func:`make_sb3` does not build; the message lists those it does
+    """
+    name = str(algo).upper()
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}; supported: {sorted(ALGORITHMS)}")
+    return name
+
+
+def load_hyperparams(env_id: str, algo: str) -> dict[str, Any]:
+    """The settings of ``algo`` on ``env_id`` from ``hyperparams.yml`` (a fresh dict; see that file for the keys).
+
+    :raises ValueError: for an unknown algorithm
+    :raises KeyError: if ``env_id`` has no entry in the algorithm's section; the message lists its ids
+    """
+    name = check_algo(algo)
+    with HYPERPARAMS_PATH.open() as f:
+        section = yaml.safe_load(f).get(name) or {}
+    if env_id not in section:
+        raise KeyError(f"no {name} hyper-parameters for {env_id!r} in {HYPERPARAMS_PATH.name}; known ids: {sorted(section)}")
+    return dict(section[env_id])
+
+
+def action_noise(noise_type: str, noise_std: float, n_actions: int) -> ActionNoise:
+    """rl-zoo3's exploration noise: ``"normal"`` or ``"ornstein-uhlenbeck"``, zero mean, ``noise_std`` per dimension.
+
+    SB3's off-policy algorithms add it to the action scaled to [-1, 1], so ``noise_std`` is a
+    fraction of half the action range.
+
+    :raises ValueError: for another ``noise_type``
+    """
+    mean, sigma = np.zeros(n_actions), float(noise_std) * np.ones(n_actions)
+    kind = noise_type.strip()
+    if kind == "normal":
+        return NormalActionNoise(mean=mean, sigma=sigma)
+    if kind == "ornstein-uhlenbeck":
+        return OrnsteinUhlenbeckActionNoise(mean=mean, sigma=sigma)
+    raise ValueError(f"noise_type must be 'normal' or 'ornstein-uhlenbeck', got {noise_type!r}")
+
+
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Turn an ``activation_fn`` given by name in the YAML (``"ReLU"``) into the ``torch.nn`` class.
+
+    :raises ValueError: for a name that is not a ``torch.nn`` class
+    """
+    kwargs = dict(policy_kwargs)
+    name = kwargs.get("activation_fn")
+    if isinstance(name, str):
+        if not hasattr(torch.nn, name):
+            raise ValueError(f"policy_kwargs.activation_fn={name!r} is not a torch.nn class")
+        kwargs["activation_fn"] = getattr(torch.nn, name)
+    return kwargs
+
+
+def default_gamma(algo: str) -> float:
+    """SB3's default discount of ``algo`` (its constructor's ``gamma``)."""
+    return float(inspect.signature(ALGORITHMS[check_algo(algo)].__init__).parameters["gamma"].default)
+
+
+# ---------------------------------------------------------------------------- construction
+def make_training_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    normalize: bool | dict[str, Any] | None = False,
+    gamma: float = 0.99,
+    max_episode_steps: int | None = None,
+) -> VecEnv:
+    """A ``DummyVecEnv`` of ``n_envs`` Monitor-wrapped copies (seeded ``seed + i``), ``VecNormalize``-d when asked.
+
+    :param env_kwargs: keyword arguments of ``gymnasium.make``; a ``max_episode_steps`` here
+        replaces the argument
+    :param normalize: ``True`` (observations and rewards), a mapping of ``VecNormalize``
+        keyword arguments, or ``False``/``None`` for no normalisation
+    :param gamma: discount of ``VecNormalize``'s return statistics
+    :param max_episode_steps: training episode length; ``None`` keeps the registration's
+    """
+    # render_mode=None: SB3's make_vec_env asks for "rgb_array" by default, which the dvp_rl envs reject.
+    make_kwargs: dict[str, Any] = {"render_mode": None}
+    if max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = int(max_episode_steps)
+    make_kwargs.update(env_kwargs or {})
+    vec_env = make_vec_env(env_id, n_envs=int(n_envs), seed=seed, env_kwargs=make_kwargs, vec_env_cls=DummyVecEnv)
+    if normalize is False or normalize is None:
+        return vec_env
+    normalize_kwargs = {} if normalize is True else dict(normalize)
+    return VecNormalize(vec_env, gamma=gamma, **normalize_kwargs)
+
+
+def make_sb3(
+    algo: str,
+    env_id: str,
+    seed: int | None = None,
+    gamma: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    tensorboard_log: str | Path | None = None,
+    verbose: int = 0,
+    device: str = "cpu",
+    **overrides: Any,
+) -> BaseAlgorithm:
+    """An untrained SB3 ``algo`` on ``env_id`` with the settings of ``hyperparams.yml``.
+
+    The entry of ``(algo, env_id)``, updated with ``overrides``, becomes:
+
+    - the training env of :func:`make_training_env`: ``n_envs`` copies (default 1),
+      ``VecNormalize(gamma=gamma)`` when ``normalize`` is set, episodes of
+      ``max_episode_steps`` (default: the registration's);
+    - ``action_noise``: :func:`action_noise` of ``noise_type`` / ``noise_std`` (off-policy
+      algorithms);
+    - ``policy_kwargs`` through :func:`resolve_policy_kwargs`; ``train_freq: [n, unit]`` as
+      the tuple SB3 expects;
+    - every other key as a keyword argument of the SB3 class (``n_timesteps`` is the
+      caller's budget and is dropped).
+
+    :param algo: ``"PPO"``, ``"SAC"`` or ``"TD3"`` (any case)
+    :param env_id: a registered id with an entry in the algorithm's section
+    :param seed: seed of the envs and of the algorithm (torch, numpy, action space)
+    :param gamma: discount of the algorithm and of ``VecNormalize``; ``None``: the entry's,
+        else SB3's default (:func:`default_gamma`)
+    :param env_kwargs: keyword arguments of ``gymnasium.make``
+    :param tensorboard_log: folder of the tensorboard runs, or None
+    :param verbose: SB3 verbosity
+    :param device: torch device of the policy
+    :param overrides: replace entries of ``hyperparams.yml`` (any of its keys)
+    :raises ValueError: for an unknown algorithm, ``gamma`` outside (0, 1], or an unknown ``noise_type``
+    :raises KeyError: for an env id without settings for ``algo``
+    """
+    name = check_algo(algo)
+    hyperparams = {**load_hyperparams(env_id, name), **overrides}
+    entry_gamma = hyperparams.pop("gamma", default_gamma(name))
+    gamma = float(entry_gamma if gamma is None else gamma)
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    settings = {key: hyperparams.pop(key) for key in _ENV_KEYS if key in hyperparams}
+    vec_env = make_training_env(
+        env_id,
+        n_envs=settings.get("n_envs", 1),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        normalize=settings.get("normalize", False),
+        gamma=gamma,
+        max_episode_steps=settings.get("max_episode_steps"),
+    )
+    if settings.get("noise_type") is not None:
+        n_actions = int(np.prod(vec_env.action_space.shape))
+        hyperparams["action_noise"] = action_noise(settings["noise_type"], settings.get("noise_std", 0.1), n_actions)
+    if "policy_kwargs" in hyperparams:
+        hyperparams["policy_kwargs"] = resolve_policy_kwargs(hyperparams["policy_kwargs"])
+    if isinstance(hyperparams.get("train_freq"), list):
+        hyperparams["train_freq"] = tuple(hyperparams["train_freq"])
+    return ALGORITHMS[name](
+        settings.get("policy", "MlpPolicy"),
+        vec_env,
+        gamma=gamma,
+        seed=seed,
+        tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+        verbose=verbose,
+        device=device,
+        **hyperparams,
+    )
+
+
+# ---------------------------------------------------------------------------- training
+class WallClockCap(BaseCallback):
+    """Stops ``learn`` once ``max_seconds`` of wall-clock have passed since training started.
+
+    Checked at every env step of the rollouts (SB3 calls callbacks there, not inside the
+    gradient phase), so a run can overshoot the cap by at most one gradient phase: one
+    PPO update, or the gradient steps an off-policy algorithm runs between two collections.
+    ``hit`` tells whether the cap stopped the run.
+
+    :param max_seconds: the cap, > 0
+    """
+
+    def __init__(self, max_seconds: float, verbose: int = 0):
+        super().__init__(verbose)
+        if not max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+        self.max_seconds = float(max_seconds)
+        self.hit = False
+        self._start = 0.0
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self.hit = False
+
+    def _on_step(self) -> bool:
+        if time.perf_counter() - self._start >= self.max_seconds:
+            self.hit = True
+            return False
+        return True
+
+
+def learn_capped(
+    model: BaseAlgorithm,
+    total_timesteps: int,
+    max_seconds: float,
+    callback: BaseCallback | None = None,
+    **learn_kwargs: Any,
+) -> TrainingRun:
+    """``model.learn(total_timesteps)`` stopped by a :class:`WallClockCap` of ``max_seconds``.
+
+    :param callback: another callback run alongside the cap (the cap goes last)
+    :param learn_kwargs: more keyword arguments of ``model.learn`` (``tb_log_name``,
+        ``progress_bar``, ``reset_num_timesteps``, ...)
+    :return: :class:`TrainingRun`; ``env_steps`` is ``model.num_timesteps`` afterwards
+        (cumulative when ``reset_num_timesteps=False``)
+    """
+    cap = WallClockCap(max_seconds)
+    callbacks = cap if callback is None else CallbackList([callback, cap])
+    start = time.perf_counter()
+    model.learn(int(total_timesteps), callback=callbacks, **learn_kwargs)
+    wall_s = time.perf_counter() - start
+    return TrainingRun(model, int(model.num_timesteps), wall_s, cap.hit)
