@@ -21,6 +21,7 @@ That global setting is left to the caller (CLI, benchmark); this module changes 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -189,11 +190,9 @@ def rollout(
 ) -> Rollout:
     """Deterministic closed-loop rollouts of the policy from ``start_states`` (N, nx).
 
-    One env per start state (``gymnasium.make(env_id, max_episode_steps=n_steps, **env_kwargs)``,
-    reset with ``options={"state": x0}``); at each step the observations are
+    :func:`policy_rollout` of :func:`ppo_actions`: at each step the observations are
     normalised with the model's VecNormalize statistics (:func:`normalize_observations`)
-    and ``model.predict(..., deterministic=True)`` gives the actions of all
-    episodes at once.
+    and ``model.predict(..., deterministic=True)`` gives the actions of all episodes at once.
 
     :param n_steps: number of steps, >= 0
     :param env_kwargs: env arguments; must match those of training for a meaningful result
@@ -201,24 +200,54 @@ def rollout(
         costs (N, n_steps)
     """
     start_states = _check_states(model, start_states)
+    return policy_rollout(ppo_actions(model), env_id, start_states, n_steps, env_kwargs)
+
+
+def ppo_actions(model: PPO) -> Callable[[np.ndarray], np.ndarray]:
+    """``states (N, nx) -> actions (N, nu)``: the deterministic policy on normalised observations."""
+
+    def act(states: np.ndarray) -> np.ndarray:
+        return model.predict(normalize_observations(model, states), deterministic=True)[0]
+
+    return act
+
+
+def policy_rollout(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    start_states: np.ndarray,
+    n_steps: int,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Rollout:
+    """Closed-loop rollouts of a controller from ``start_states`` (N, nx), in the env itself.
+
+    One env per start state (``gymnasium.make(env_id, max_episode_steps=n_steps, **env_kwargs)``,
+    reset with ``options={"state": x0}``); at each step ``act(states)`` maps the current
+    states (N, nx) of all episodes to their actions (N, nu).
+
+    :param n_steps: number of steps, >= 0
+    :param env_kwargs: env arguments
+    :return: :class:`Rollout` of states (N, n_steps + 1, nx), actions (N, n_steps, nu),
+        costs (N, n_steps)
+    """
+    start_states = np.asarray(start_states, dtype=np.float64)
+    if start_states.ndim != 2:
+        raise ValueError(f"start_states must have shape (N, nx), got {start_states.shape}")
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    n = start_states.shape[0]
+    n, nx = start_states.shape
     make_kwargs = {**(env_kwargs or {}), "max_episode_steps": max(int(n_steps), 1)}
-    episode_envs = [gym.make(env_id, **make_kwargs) for _ in range(n)]
-    nx = start_states.shape[1]
-    nu = int(np.prod(episode_envs[0].action_space.shape)) if n else int(np.prod(model.action_space.shape))
-    states = np.empty((n, n_steps + 1, nx))
-    actions = np.empty((n, n_steps, nu))
-    costs = np.empty((n, n_steps))
+    episode_envs = [gym.make(env_id, **make_kwargs) for _ in range(max(n, 1))]  # one at least, for the action space
     try:
+        nu = int(np.prod(episode_envs[0].action_space.shape))
+        states = np.empty((n, n_steps + 1, nx))
+        actions = np.empty((n, n_steps, nu))
+        costs = np.empty((n, n_steps))
         for i, (env, x0) in enumerate(zip(episode_envs, start_states)):
             states[i, 0], _ = env.reset(options={"state": x0})
         for t in range(n_steps):
-            obs = normalize_observations(model, states[:, t])
-            u, _ = model.predict(obs, deterministic=True)
-            actions[:, t] = np.asarray(u, dtype=np.float64).reshape(n, nu)
-            for i, env in enumerate(episode_envs):
+            actions[:, t] = np.asarray(act(states[:, t]), dtype=np.float64).reshape(n, nu)
+            for i, env in enumerate(episode_envs[:n]):
                 states[i, t + 1], reward, _, _, _ = env.step(actions[i, t])
                 costs[i, t] = -reward
     finally:
@@ -282,6 +311,13 @@ def load_ppo(
     or :func:`episode_steps`) from the saved ``gamma`` and ``n_envs``, unseeded. The
     statistics, when saved, are restored with all their flags (``norm_reward`` included),
     so :func:`critic_values` and :func:`rollout` see what the model was trained with.
+
+    .. warning:: **Loading a file runs code from it: load only files you wrote yourself.**
+       This is Stable-Baselines3's format: the zip's ``data`` entry holds cloudpickled objects
+       and the ``_vecnormalize.pkl`` sidecar is a pickle, so a crafted zip or sidecar executes
+       arbitrary code in this process as soon as it is loaded. No check here can make an
+       untrusted file safe; treat a PPO file like a Python script. (The benchmark never loads
+       one: it evaluates the model it trained in the same run, in memory.)
 
     :param training: whether VecNormalize keeps updating its statistics (continue ``learn``)
     """

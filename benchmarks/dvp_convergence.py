@@ -8,6 +8,7 @@ the learned terminal node against the native solve. Prints tables; not a test.
     python benchmarks/dvp_convergence.py --env dvp_rl/Pendulum-v0 --env-kwargs '{"max_torque": 6}'
 
 At the pendulum's default torque bound its value is discontinuous (see ``envs.PendulumEnv``).
+The ground truth is cached in ``--cache-dir`` (default: ``ground_truth`` next to ``--out``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dvp_rl.agent import DVP
 from dvp_rl.callbacks import GroundTruthEvalCallback
 from dvp_rl.ground_truth import ground_truth
 from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.terminal import value_terminal
 
 ENVS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0")
 
@@ -47,7 +47,7 @@ def terminal_overhead(agent: DVP, n_states: int = 30, seed: int = 1) -> tuple[fl
     env = agent.system
     states = env.sample_states(n_states, seed)
     plain = OptimalControlProblem(env, agent.horizon, agent.gamma)
-    learned = OptimalControlProblem(env, agent.horizon, agent.gamma, value_terminal(agent.policy_net.export(), env.nx, env.nu))
+    learned = OptimalControlProblem(env, agent.horizon, agent.gamma, agent.value_arrays)
     times: dict[str, list[float]] = {"plain": [], "learned": []}
     for x0 in states:
         for name, ocp in (("plain", plain), ("learned", learned)):
@@ -74,7 +74,9 @@ def main() -> None:
     parser.add_argument("--env-kwargs", type=json.loads, default={},
                         help='JSON kwargs of every env, e.g. \'{"max_torque": 6}\' (the pendulum that can hold any angle)')
     parser.add_argument("--out", default="runs/benchmarks/dvp_convergence.json")
+    parser.add_argument("--cache-dir", default=None, help="ground-truth cache folder (default: ground_truth next to --out)")
     args = parser.parse_args()
+    cache_dir = Path(args.cache_dir) if args.cache_dir is not None else Path(args.out).resolve().parent / "ground_truth"
 
     report = {}
     for env_id in args.env or ENVS:
@@ -82,7 +84,8 @@ def main() -> None:
                     n_workers=args.n_workers, seed=args.seed, checkpoint_dir=None, env_kwargs=args.env_kwargs)
         states = agent.system.sample_states(args.n_eval, np.random.default_rng(10_000 + args.seed))
         t0 = time.perf_counter()
-        truth = ground_truth(env_id, states, gamma=agent.gamma, env_kwargs=args.env_kwargs, n_workers=args.n_workers, progress=True)
+        truth = ground_truth(env_id, states, gamma=agent.gamma, env_kwargs=args.env_kwargs, cache_dir=cache_dir, n_workers=args.n_workers,
+                             progress=True)
         print(f"\n{env_id} {args.env_kwargs or ''}: ground truth on {truth.converged.sum()}/{len(states)} converged states "
               f"(T={truth.horizon}, {time.perf_counter() - t0:.1f} s)")
         evaluation, timings = GroundTruthEvalCallback(truth, verbose=1), Timings()  # verbose: a line per iteration

@@ -41,7 +41,7 @@ import torch
 import envs  # noqa: F401  (registers the ids)
 from dvp_rl.demo import native_unicycle_solver
 from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.sampling import SolveSpec, default_workers, make_pool, solve_states
+from dvp_rl.sampling import SolverPool, SolveSpec, default_workers, solve_states
 from dvp_rl.terminal import value_terminal
 from dvp_rl.value_networks import make_value_network
 
@@ -85,7 +85,7 @@ def pool_rate(spec: SolveSpec, states: np.ndarray, repeats: int, **pool_kwargs) 
     def run(timed: bool) -> tuple[float, float, str]:
         cpu = cpu_seconds() + cpu_seconds(children=True)
         rate = float("nan")
-        with make_pool(**pool_kwargs) as pool:
+        with SolverPool(**pool_kwargs) as pool:
             solve_states(spec, states[: 2 * pool.n_workers], pool, chunk_size=1)
             if timed:
                 rate = best_rate(lambda: solve_states(spec, states, pool), len(states), repeats)
@@ -100,15 +100,7 @@ def pool_rate(spec: SolveSpec, states: np.ndarray, repeats: int, **pool_kwargs) 
 def native_unicycle(horizon: int, max_iter: int) -> Callable[[np.ndarray], tuple[int, bool]]:
     """One native solve from ``x0`` (the "hold" guess) -> ``(iterations, converged)``."""
     env = gym.make(UNICYCLE).unwrapped
-    solver = native_unicycle_solver(horizon, env)
-    solver.reg_min = 1e-12  # as OptimalControlProblem: only the models differ
-
-    def solve(x0: np.ndarray) -> tuple[int, bool]:
-        solver.problem.x0 = x0
-        converged = solver.solve([x0] * (horizon + 1), [np.zeros(2)] * horizon, max_iter, False)
-        return int(solver.iter), bool(converged)
-
-    return solve
+    return native_unicycle_solver(horizon, env, max_iter).solve  # the solver settings of OptimalControlProblem
 
 
 def interleaved_times(solvers: dict[str, Callable[[np.ndarray], tuple[int, bool]]], states: np.ndarray, repeats: int) -> dict:

@@ -2,23 +2,47 @@
 
 Value learning from trajectory optimization (Crocoddyl DDP) and Sobolev regression,
 with a Stable-Baselines3-style agent and a PPO comparison.
+
+The names that need torch (``DVP``, ``GroundTruthEvalCallback``, ``SobolevWeights``,
+``FitConfig``) are imported on first use, so that the solver side (``dvp_rl.ocp``,
+``dvp_rl.sampling``, ``dvp_rl.mpc``, ...) imports without torch, as solver workers do.
 """
 
+import importlib
+from typing import Any
+
 import envs as _envs  # noqa: F401  (registers the dvp_rl/... Gymnasium ids)
+from dvp_rl.ground_truth import GroundTruth, ground_truth
+from dvp_rl.mpc import MPCController
+from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, solve_ocp
+from dvp_rl.sampling import ParallelConfig
+
 __version__ = "0.1.0"
 
-from dvp_rl.agent import DVP  # noqa: E402
-from dvp_rl.callbacks import GroundTruthEvalCallback  # noqa: E402
-from dvp_rl.ground_truth import GroundTruth, ground_truth  # noqa: E402
-from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, solve_ocp  # noqa: E402
-from dvp_rl.sobolev import SobolevWeights  # noqa: E402
+#: public names that import torch, and their modules
+_LAZY = {
+    "DVP": "dvp_rl.agent",
+    "GroundTruthEvalCallback": "dvp_rl.callbacks",
+    "SobolevWeights": "dvp_rl.sobolev",
+    "FitConfig": "dvp_rl.sobolev",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dvp_rl' has no attribute {name!r}")
+
 
 __all__ = [
     "DVP",
     "BatchSolveResult",
+    "FitConfig",
     "GroundTruth",
     "GroundTruthEvalCallback",
+    "MPCController",
     "OptimalControlProblem",
+    "ParallelConfig",
     "SobolevWeights",
     "SolveResult",
     "__version__",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -16,13 +17,16 @@ from stable_baselines3.common.logger import HParam, Logger, configure
 from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+import envs
 from dvp_rl.checkpoint import CheckpointError, jsonable, read_checkpoint, write_checkpoint
+from dvp_rl.mpc import MPCController
 from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, unwrap
-from dvp_rl.sampling import LostSolve, SolverPool, SolveSpec, check_backend, default_workers, make_env, make_pool, solve_states
-from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network
-from dvp_rl.terminal import value_terminal
-from dvp_rl.value_networks import ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
-from envs.base import wrap_angles
+from dvp_rl.sampling import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
+from dvp_rl.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
+from dvp_rl.value_arrays import NetworkArrays, numpy_value, numpy_value_derivatives
+from dvp_rl.value_networks import ValueNetwork, make_value_network
+from envs.base import DifferentiableEnv, wrap_angles
+from envs.twins import Twin, twin_for
 
 #: constructor arguments saved with the agent (everything but env, logging and device)
 HYPERPARAMETERS = (
@@ -30,6 +34,26 @@ HYPERPARAMETERS = (
     "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "anchor_goal", "initial_terminal", "mpc_horizon",
     "max_iter", "th_stop", "seed",
 )  # fmt: skip
+
+
+class SolvedDataset(NamedTuple):
+    """What one iteration's collection gives the fit: the converged solves' start states ``x``
+    (N, nx) and targets ``V`` (N,), ``Vx`` (N, nx), ``Vxx`` (N, nx, nx) (relative to the anchor),
+    with the counts of the iteration's log: ``n_final`` start states drawn from plan ends,
+    ``n_failed`` unconverged and ``n_lost`` lost solves, ``anchor`` (the value subtracted),
+    ``mean_iterations`` of the converged solves and ``solve_s`` seconds spent."""
+
+    x: np.ndarray
+    V: np.ndarray
+    Vx: np.ndarray
+    Vxx: np.ndarray
+    n_solved: int
+    n_final: int
+    n_failed: int
+    n_lost: int
+    anchor: float
+    mean_iterations: float
+    solve_s: float
 
 
 class DVP:
@@ -59,29 +83,24 @@ class DVP:
     :param n_validation: fixed states on which the Bellman residual is measured
     :param final_state_fraction: share of each iteration's start states drawn from the previous
         iteration's plan end states ``x_T`` (where the DDP evaluates the network as terminal cost),
-        the rest from ``env.sample_states``. With 0 the error of the network at the goal is added
-        to every target at each iteration: on the unicycle ``V_net(goal)`` grew by ~1.6 per
-        iteration (2.8 -> 10.8 over 6) and the relative value MSE from 9e-5 to 3e-3 after 10.
+        the rest from ``env.sample_states``; it keeps the network accurate where plans end
+        (docs/REPRODUCTION.md shows the error at the goal growing without it)
     :param anchor_goal: relative value iteration: subtract from every value target of an iteration
         the value, under the same terminal network, of ``env.unwrapped.goal_state`` (a zero-cost
         equilibrium, where the optimal value is 0), when the env defines one. Without it an error
         ``c`` of the network at the goal, where plans end, re-enters every later target as ``+c``
-        (the undiscounted Bellman operator fixes the value only up to a constant): on the
-        unicycle (T=80, seed 2) the first fit left ``V_net(goal) = 63`` and the relative value
-        MSE stuck at 0.09 from iteration 2 on. No effect at the first iteration (no network yet).
+        (the undiscounted Bellman operator fixes the value only up to a constant). No effect at
+        the first iteration (no network yet).
     :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
     :param max_iter: DDP iteration budget per solve
     :param th_stop: DDP stopping threshold
     :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
-        cluster; 1 with the local backend and no ``solve_timeout``: in this process)
-    :param backend: where the solves run: ``"local"`` (forked processes) or ``"ray"`` (Ray tasks;
-        ``pip install 'dvp_rl[ray]'``); the dataset of a seed is the same either way
-    :param ray_address: the Ray cluster of ``backend="ray"``: ``None`` (the Ray initialised in
-        this process, else a new local one), ``"auto"`` (after ``ray start --head``) or ``"ray://host:10001"``
-    :param solve_timeout: seconds one start state's solve may take (``None``: no limit); a solve
-        past it, or one whose worker dies, is counted in ``ddp/lost_solves`` and its state
-        resampled from the env's distribution
+        cluster; 1 with the local backend and no timeout: in this process)
+    :param parallel: where the solves run (:class:`dvp_rl.sampling.ParallelConfig`: ``"local"``
+        forked processes or ``"ray"`` tasks, the Ray cluster, a per-solve timeout); the dataset of
+        a seed is the same either way. A solve past the timeout, or one whose worker dies, is
+        counted in ``ddp/lost_solves`` and its state resampled from the env's distribution
     :param env_kwargs: keyword arguments of ``gymnasium.make`` when ``env`` is an id
     :param seed: seeds sampling, the network's initialisation and the fits
     :param device: torch device of the fit (``"auto"``: CPU, measured faster for these nets)
@@ -115,9 +134,7 @@ class DVP:
         max_iter: int = 300,
         th_stop: float = 1e-9,
         n_workers: int | None = None,
-        backend: str = "local",
-        ray_address: str | None = None,
-        solve_timeout: float | None = None,
+        parallel: ParallelConfig | None = None,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
         device: str = "auto",
@@ -125,16 +142,26 @@ class DVP:
         checkpoint_dir: str | None = "auto",
         verbose: int = 0,
     ) -> None:
+        self.twin: Twin | None = None
         if isinstance(env, str):
-            self.env_id, self.env_kwargs = env, dict(env_kwargs or {})
-            self.env = make_env(self.env_id, self.env_kwargs)
+            self.env = envs.make(env, env_kwargs)
+            env_id, kwargs = env, dict(env_kwargs or {})
         else:
             spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
             if spec is None:
                 raise ValueError("DVP rebuilds the env in its solvers from env.spec: make it with gymnasium.make(id, **kwargs)")
-            self.env_id, self.env_kwargs = spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
             self.env = env
-        self.system = unwrap(self.env)
+            env_id, kwargs = spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
+        if isinstance(self.env.unwrapped, DifferentiableEnv):
+            self.env_id, self.env_kwargs = env_id, kwargs
+            self.system = unwrap(self.env)
+        else:  # a Gymnasium env of its own: train on its differentiable twin, act in it
+            if env_kwargs and not isinstance(env, str):
+                raise ValueError("env_kwargs go with an env id; the twin of an env instance takes its arguments from the env")
+            self.twin = twin_for(self.env)
+            self.real_env_id, self.real_env_kwargs = env_id, kwargs
+            self.env_id, self.env_kwargs = self.twin.twin_id, dict(self.twin.twin_kwargs)
+            self.system = unwrap(envs.make(self.env_id, self.env_kwargs))
         if initial_terminal not in ("zero", "env"):
             raise ValueError(f"initial_terminal must be 'zero' or 'env', got {initial_terminal!r}")
         if int(n_samples) < 10:
@@ -162,15 +189,7 @@ class DVP:
         self.mpc_horizon = int(mpc_horizon) if mpc_horizon is not None else self.horizon
         self.max_iter = int(max_iter)
         self.th_stop = float(th_stop)
-        check_backend(backend, ray_address, solve_timeout)
-        if n_workers is not None and int(n_workers) < 1:
-            raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-        if n_workers is None and backend == "local":
-            n_workers = default_workers()
-        self.n_workers = None if n_workers is None else int(n_workers)  # None with Ray: the cluster's CPUs, counted at start
-        self.backend = backend
-        self.ray_address = ray_address
-        self.solve_timeout = None if solve_timeout is None else float(solve_timeout)
+        self.parallel = ParallelConfig.resolve(n_workers, parallel)
         self.seed = seed
         self.device = torch.device("cpu" if device == "auto" else device)
         self.tensorboard_log = tensorboard_log
@@ -185,9 +204,8 @@ class DVP:
         self._logger: Logger | None = None
         self._custom_logger = False
         self._vec_env: VecEnv | None = None
-        self._mpc: OptimalControlProblem | None = None
-        self._mpc_key = -1
-        self._warm_starts: dict[int, np.ndarray] = {}
+        self._controller: MPCController | None = None  # predict's, rebuilt after every iteration
+        self._controller_iteration = -1
         self._setup_model()
 
     # ------------------------------------------------------------------ set-up
@@ -220,8 +238,29 @@ class DVP:
     def get_env(self) -> VecEnv:
         """The env as a one-env ``VecEnv`` (what SB3 callbacks expect as ``training_env``)."""
         if self._vec_env is None:
-            self._vec_env = DummyVecEnv([lambda: make_env(self.env_id, self.env_kwargs)])
+            self._vec_env = DummyVecEnv([lambda: envs.make(*self._user_env())])
         return self._vec_env
+
+    def _user_env(self) -> tuple[str, dict[str, Any]]:
+        """The id and ``gymnasium.make`` arguments of the env the agent acts in (the real env of a twin)."""
+        return (self.real_env_id, self.real_env_kwargs) if self.twin is not None else (self.env_id, self.env_kwargs)
+
+    @property
+    def n_workers(self) -> int | None:
+        """Solver processes (or Ray tasks) of ``learn`` (``parallel.n_workers``)."""
+        return self.parallel.n_workers
+
+    @property
+    def value_arrays(self) -> NetworkArrays:
+        """The current value network, exported (numpy arrays; what the DDP evaluates)."""
+        return self._arrays
+
+    def fit_config(self) -> FitConfig:
+        """The settings of each iteration's Sobolev fit, from the constructor arguments."""
+        return FitConfig(
+            weights=self.sobolev_weights, learning_rate=self.learning_rate, batch_size=self.batch_size, max_epochs=self.max_epochs,
+            patience=self.patience, validation_fraction=self.validation_fraction, polish_steps=self.polish_steps, device=str(self.device),
+        )  # fmt: skip
 
     def _solve_spec(self) -> SolveSpec:
         if self.iteration == 0:
@@ -257,7 +296,7 @@ class DVP:
         callback = self._init_callback(callback)
         self._record_hparams()
         checkpoint = self._checkpoint_path()
-        pool = self._make_pool()
+        pool = self.parallel.make_pool()
         callback.on_training_start(locals(), globals())
         try:
             for _ in range(int(total_iterations)):
@@ -274,12 +313,6 @@ class DVP:
                 pool.close()
         callback.on_training_end()
         return self
-
-    def _make_pool(self) -> SolverPool | None:
-        """The workers of ``learn`` (``None``: solve in this process)."""
-        if self.backend == "local" and self.n_workers == 1 and self.solve_timeout is None:
-            return None  # a timeout needs a worker process to stop
-        return make_pool(self.n_workers, self.backend, self.ray_address, self.solve_timeout)
 
     def _init_callback(self, callback: Any) -> BaseCallback:
         if isinstance(callback, list):
@@ -307,7 +340,18 @@ class DVP:
         return Path(self.checkpoint_dir) / "dvp_checkpoint.zip"
 
     def _iterate(self, pool: SolverPool | None, progress_bar: bool) -> FitResult:
-        """One DVP iteration: sample, solve, fit, measure."""
+        """One DVP iteration: :meth:`collect` a solved dataset, then :meth:`train` on it."""
+        t_start = time.perf_counter()
+        dataset = self.collect(pool, progress_bar)
+        return self.train(dataset, t_start)
+
+    def collect(self, pool: SolverPool | None = None, progress_bar: bool = False) -> SolvedDataset:
+        """Sample this iteration's start states, solve them with DDP (terminal: the current
+        network) and return the converged solves as a dataset (targets relative to the anchor).
+
+        :param pool: the workers (``None``: solve in this process)
+        :raises RuntimeError: fewer than 10 solves converged
+        """
         t_start = time.perf_counter()
         states, n_final = self._start_states()
         bar = None
@@ -316,17 +360,18 @@ class DVP:
 
             bar = tqdm(total=len(states), desc=f"DVP iteration {self.iteration + 1} solves", unit="solve", leave=False)
         lost: list[LostSolve] = []
-        batch = solve_states(
-            self._solve_spec(),
-            states,
-            pool,
-            progress=None if bar is None else bar.update,
-            resample=lambda k: self.system.sample_states(k, self._rng),
-            on_lost=lost.append,
-        )
-        if bar is not None:
-            bar.close()
-        t_solved = time.perf_counter()
+        try:
+            batch = solve_states(
+                self._solve_spec(),
+                states,
+                pool,
+                progress=None if bar is None else bar.update,
+                resample=lambda k: self.system.sample_states(k, self._rng),
+                on_lost=lost.append,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         states = batch.x0  # lost states were replaced by fresh ones
         self.lost_solves += len(lost)
         ok = batch.converged
@@ -341,25 +386,22 @@ class DVP:
                 "raise max_iter or check the env's cost and bounds"
             )
         anchor = self._anchor_value()
-        weights = self.sobolev_weights
         solved = BatchSolveResult(*(field[ok] for field in batch))
         V, Vx, Vxx = self._targets(states[ok], solved._replace(cost=solved.cost - anchor))
-        result = fit_value_network(
-            self.policy_net,
-            states[ok],
-            V,
-            Vx,
-            Vxx if weights.hessian > 0 else None,
-            weights=weights,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            validation_fraction=self.validation_fraction,
-            seed=int(self._rng.integers(2**31)),
-            device=self.device,
-            polish_steps=self.polish_steps,
-        )
+        return SolvedDataset(states[ok], V, Vx, Vxx, len(states), n_final, n_failed, len(lost), anchor,
+                             float(batch.iterations[ok].mean()), time.perf_counter() - t_start)  # fmt: skip
+
+    def train(self, dataset: SolvedDataset, t_start: float | None = None) -> FitResult:
+        """Fit the network to a collected dataset (Sobolev loss), export it, measure and log the iteration.
+
+        :param t_start: ``perf_counter()`` when the iteration began (for ``time/iteration``)
+        """
+        t_fit = time.perf_counter()
+        t_start = t_fit - dataset.solve_s if t_start is None else t_start
+        config = self.fit_config()
+        hessian = config.weights.hessian > 0
+        result = fit_value_network(self.policy_net, dataset.x, dataset.V, dataset.Vx, dataset.Vxx if hessian else None,
+                                   config, seed=int(self._rng.integers(2**31)))  # fmt: skip
         self._arrays = self.policy_net.export()
         t_fitted = time.perf_counter()
         values = np.asarray(numpy_value(self._arrays, self._validation_states))
@@ -371,21 +413,21 @@ class DVP:
         log("train/iteration", self.iteration)
         log("train/value_loss", result.value_loss)
         log("train/gradient_loss", result.gradient_loss)
-        if weights.hessian > 0:
+        if hessian:
             log("train/hessian_loss", result.hessian_loss)
         log("train/epochs", result.epochs)
         log("dvp/bellman_residual", residual)
         log("dvp/effective_horizon", self.iteration * self.horizon)
-        log("dvp/final_state_samples", n_final)
+        log("dvp/final_state_samples", dataset.n_final)
         if self._goal is not None:
-            log("dvp/anchor_value", anchor)
-        log("ddp/mean_iterations", float(batch.iterations[ok].mean()))
-        log("ddp/failed_solves", n_failed)
-        log("ddp/lost_solves", len(lost))
-        log("time/solve_s", t_solved - t_start)
-        log("time/fit_s", t_fitted - t_solved)
+            log("dvp/anchor_value", dataset.anchor)
+        log("ddp/mean_iterations", dataset.mean_iterations)
+        log("ddp/failed_solves", dataset.n_failed)
+        log("ddp/lost_solves", dataset.n_lost)
+        log("time/solve_s", dataset.solve_s)
+        log("time/fit_s", t_fitted - t_fit)
         log("time/iteration", time.perf_counter() - t_start)
-        log("time/solves_per_s", len(states) / max(t_solved - t_start, 1e-9))
+        log("time/solves_per_s", dataset.n_solved / max(dataset.solve_s, 1e-9))
         log("time/total_timesteps", self.num_timesteps)
         return result
 
@@ -422,26 +464,40 @@ class DVP:
 
     # ------------------------------------------------------------------ inference
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
+        """States (n, nx) of observations (n_obs,) or (n, n_obs) of the env the agent acts in, and
+        whether one observation was given (a twin's map checks that each lies in its domain)."""
+        if self.twin is None:
+            return self._check_states(observation, "observation", "n_envs")
         obs = np.asarray(observation, dtype=np.float64)
+        single = obs.ndim == 1
+        return np.atleast_2d(self.twin.observation_to_state(obs)), single
+
+    def _check_states(self, states: Any, what: str = "states", batch: str = "n") -> tuple[np.ndarray, bool]:
+        """States (n, nx) of ``states`` (nx,) or (n, nx), finite, and whether one state was given
+        (``what`` and ``batch`` name the argument and its batch size in the errors)."""
+        x = np.asarray(states, dtype=np.float64)
         nx = self.system.nx
-        if obs.shape == (nx,):
+        if x.shape == (nx,):
             single = True
-            obs = obs[None]
-        elif obs.ndim == 2 and obs.shape[1] == nx:
+            x = x[None]
+        elif x.ndim == 2 and x.shape[1] == nx:
             single = False
         else:
-            raise ValueError(f"observation must have shape ({nx},) or (n_envs, {nx}), got shape {obs.shape}")
-        if not np.all(np.isfinite(obs)):
-            raise ValueError(f"observation must be finite, got {observation}")
-        return obs, single
+            raise ValueError(f"{what} must have shape ({nx},) or ({batch}, {nx}), got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{what} must be finite, got {states}")
+        return x, single
 
-    def _mpc_problem(self) -> OptimalControlProblem:
-        if self._mpc is None or self._mpc_key != self.iteration:
-            terminal = value_terminal(self._arrays, self.system.nx, self.system.nu) if self.iteration > 0 else None
-            self._mpc = OptimalControlProblem(self.system, self.mpc_horizon, self.gamma, terminal, self.max_iter, self.th_stop)
-            self._mpc_key = self.iteration
-            self._warm_starts.clear()
-        return self._mpc
+    def controller(self, horizon: int | None = None, **kwargs: Any) -> MPCController:
+        """A new MPC controller with the current learned value as terminal cost (what ``predict`` runs).
+
+        :param horizon: planning horizon (default ``mpc_horizon``)
+        :param kwargs: other :class:`dvp_rl.mpc.MPCController` arguments (``max_iter``,
+            ``th_stop``, ``retry_cold``), by default the agent's
+        """
+        terminal = self._arrays if self.iteration > 0 else None
+        settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **kwargs}
+        return MPCController(self.system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
 
     def predict(
         self,
@@ -452,42 +508,32 @@ class DVP:
     ) -> tuple[np.ndarray, None]:
         """MPC action(s): solve from each observation with the learned terminal value, apply the first control.
 
-        Warm-started from the previous call's plan (shifted by one step) for each env index;
-        ``episode_start[i]`` drops that warm start. ``state`` is unused (no recurrent state).
+        Runs :meth:`controller`'s :class:`~dvp_rl.mpc.MPCController` (rebuilt after every
+        iteration): warm-started from the previous call's plan (shifted by one step) for each
+        env index; ``episode_start[i]`` drops that warm start. ``state`` is unused (no recurrent state).
 
-        :param observation: (nx,) or (n_envs, nx)
+        :param observation: observation(s) of the env the agent acts in, (n_obs,) or (n_envs, n_obs):
+            the state itself for a dvp_rl env, the real env's observation for a twin (e.g.
+            Pendulum-v1's ``(cos th, sin th, thdot)``, mapped to the twin's state)
         :return: ``(action, None)`` with ``action`` (nu,) or (n_envs, nu), ``float32``, inside the action space
+        :raises ValueError: an observation of the wrong shape, not finite or outside the twin's domain
         """
         obs, single = self._check_observation(observation)
-        mpc = self._mpc_problem()
-        starts = np.zeros(len(obs), dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(-1)
-        actions = np.empty((len(obs), self.system.nu))
-        for i, x0 in enumerate(obs):
-            warm = None if starts[i] else self._warm_starts.get(i)
-            result = mpc.solve(x0, us_init=warm)
-            if warm is not None and not result.converged:
-                # Crocoddyl's box-FDDP can stall when warm-started on saturated controls: retry cold
-                cold = mpc.solve(x0)
-                if cold.converged or not np.all(np.isfinite(result.us)):
-                    result = cold
-            if np.all(np.isfinite(result.us)):
-                self._warm_starts[i] = np.concatenate([result.us[1:], result.us[-1:]])
-                actions[i] = result.us[0]
-            else:
-                self._warm_starts.pop(i, None)
-                raise RuntimeError(f"MPC solve failed from observation {x0}")
-        actions = np.clip(actions, self.system.action_low, self.system.action_high).astype(np.float32)
+        if self._controller is None or self._controller_iteration != self.iteration:
+            self._controller, self._controller_iteration = self.controller(), self.iteration
+        actions = self._controller.predict(obs, episode_start).astype(np.float32)
         return (actions[0] if single else actions), None
 
     def value(self, states: np.ndarray) -> np.ndarray:
-        """Learned ``V`` of states (N, nx) -> (N,) (or a float for one state (nx,))."""
-        obs, single = self._check_observation(states)
+        """Learned ``V`` of states (N, nx) -> (N,) (or a float for one state (nx,)); states of the
+        differentiable env (the twin's, for a Gymnasium env with a twin)."""
+        obs, single = self._check_states(states)
         V = np.asarray(numpy_value(self._arrays, obs))
         return V[0] if single else V
 
     def value_derivatives(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(V (N,), Vx (N, nx), Vxx (N, nx, nx))`` of the learned value (Gauss-Newton Hessian for Gauss-residual)."""
-        obs, single = self._check_observation(states)
+        obs, single = self._check_states(states)
         d = numpy_value_derivatives(self._arrays, obs)
         if single:
             return d.V[0], d.Vx[0], d.Vxx[0]
@@ -504,6 +550,7 @@ class DVP:
             "class": type(self).__name__,
             "env_id": self.env_id,
             "env_kwargs": jsonable(self.env_kwargs),
+            "real_env": None if self.twin is None else {"id": self.real_env_id, "kwargs": jsonable(self.real_env_kwargs)},
             "hyperparameters": self.hyperparameters(),
             "net_config": self.policy_net.config | ({"residual_dim": self.residual_dim} if self.value_net == "gauss_residual" else {}),
             "iteration": self.iteration,
@@ -522,7 +569,7 @@ class DVP:
     @classmethod
     def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, **kwargs: Any) -> "DVP":
         """Load a saved agent; ``env`` defaults to the saved env id and kwargs; ``kwargs`` override settings
-        such as ``n_workers``, ``backend``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
+        such as ``n_workers``, ``parallel``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
 
         Raises :class:`dvp_rl.checkpoint.CheckpointError` on a corrupt, truncated or incompatible file.
         """
@@ -532,8 +579,10 @@ class DVP:
         try:
             hyper = dict(data["hyperparameters"])
             hyper["net_arch"] = tuple(hyper["net_arch"])
-            env_arg = env if env is not None else data["env_id"]
-            env_kwargs = data.get("env_kwargs") if isinstance(env_arg, str) else None
+            real = data.get("real_env")
+            saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
+            env_arg = env if env is not None else saved_id
+            env_kwargs = saved_kwargs if isinstance(env_arg, str) else None
             agent = cls(env_arg, env_kwargs=env_kwargs, **{**hyper, **kwargs})
             if agent.system.nx != agent.policy_net.nx:
                 raise CheckpointError("state dimension mismatch")

@@ -8,20 +8,38 @@ Layout of the zip: ``data`` (JSON: hyper-parameters and training state),
 from __future__ import annotations
 
 import dataclasses
+import errno
+import glob
 import io
 import json
+import logging
 import os
 import platform
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+logger = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 REQUIRED_ENTRIES = ("data", "value_net.pth", "arrays.npz", "format_version")
+#: keys the ``data`` entry must hold, with their JSON types
+REQUIRED_DATA_KEYS: dict[str, type] = {
+    "class": str,
+    "env_id": str,
+    "hyperparameters": dict,
+    "iteration": int,
+    "num_timesteps": int,
+    "rng_state": dict,
+}
+#: arrays of an agent checkpoint that hold states, shape (N, nx)
+STATE_ARRAYS = ("validation_states", "final_states")
 
 
 def jsonable(value: Any) -> Any:
@@ -69,7 +87,13 @@ def system_info() -> str:
 
 
 def write_checkpoint(path: str | os.PathLike, data: dict[str, Any], state_dict: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]) -> Path:
-    """Write the zip to ``path`` (``.zip`` appended if missing) atomically: a crash leaves the old file."""
+    """Write the zip to ``path`` (``.zip`` appended if missing) atomically and durably.
+
+    The zip is written to a temporary ``<name>*.tmp`` file next to ``path``, fsync'ed, renamed
+    over ``path`` and the folder fsync'ed: a crash or a power cut leaves either the old file or
+    the new one. Temporary files that an interrupted earlier write left (``kill -9``) are removed
+    first, so one process at a time may write a given ``path``. Returns the path written.
+    """
     from dvp_rl import __version__
 
     path = Path(path)
@@ -80,16 +104,21 @@ def write_checkpoint(path: str | os.PathLike, data: dict[str, Any], state_dict: 
     torch.save(state_dict, net_bytes)
     arr_bytes = io.BytesIO()
     np.savez(arr_bytes, **arrays)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("data", json.dumps(data, indent=2))
-            archive.writestr("value_net.pth", net_bytes.getvalue())
-            archive.writestr("arrays.npz", arr_bytes.getvalue())
-            archive.writestr("dvp_rl_version", __version__)
-            archive.writestr("format_version", str(FORMAT_VERSION))
-            archive.writestr("system_info.txt", system_info())
+        with os.fdopen(fd, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr("data", json.dumps(data, indent=2))
+                archive.writestr("value_net.pth", net_bytes.getvalue())
+                archive.writestr("arrays.npz", arr_bytes.getvalue())
+                archive.writestr("dvp_rl_version", __version__)
+                archive.writestr("format_version", str(FORMAT_VERSION))
+                archive.writestr("system_info.txt", system_info())
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the rename makes it the checkpoint
         os.replace(tmp, path)
+        _fsync_folder(path.parent)  # and the rename itself survives a power cut
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -97,8 +126,42 @@ def write_checkpoint(path: str | os.PathLike, data: dict[str, Any], state_dict: 
     return path
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the ``<name>*.tmp`` files that an interrupted write of ``path`` left in its folder."""
+    for stale in path.parent.glob(glob.escape(path.name) + "*.tmp"):
+        logger.info("removing %s, left by an interrupted checkpoint write", stale)
+        stale.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync ``folder`` so that a rename in it is durable (POSIX; a no-op elsewhere or where the
+    file system cannot fsync a folder)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        logger.debug("%s cannot be fsync'ed (%s); the rename is not made durable", folder, exc)
+    finally:
+        os.close(fd)
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, np.ndarray]]:
-    """Read ``(data, state_dict, arrays)``; a :class:`CheckpointError` says what is wrong."""
+    """Read ``(data, state_dict, arrays)`` of a checkpoint written by :func:`write_checkpoint`.
+
+    Nothing in the file can run code: ``data`` is JSON, the state dict is read with
+    ``torch.load(weights_only=True)`` and the arrays without pickle. The structure is checked:
+    ``data`` is a JSON object with the :data:`REQUIRED_DATA_KEYS` (``iteration`` and
+    ``num_timesteps`` non-negative integers), the state dict maps names to tensors, the arrays
+    are plain numeric arrays. The contents (finite values, shapes) are checked by
+    :func:`check_contents` against the agent that loads them.
+
+    :raises CheckpointError: for a missing, corrupt, truncated, incompatible or damaged file; the
+        message names the path and the problem
+    """
     path = Path(path)
     if not path.exists() and path.with_name(path.name + ".zip").exists():
         path = path.with_name(path.name + ".zip")
@@ -110,15 +173,101 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
             missing = [e for e in REQUIRED_ENTRIES if e not in names]
             if missing:
                 raise CheckpointError(f"{path} is not a dvp_rl checkpoint: missing {missing}")
-            version = int(archive.read("format_version").decode())
-            if version != FORMAT_VERSION:
-                raise CheckpointError(f"{path} has checkpoint format {version}; this dvp_rl reads format {FORMAT_VERSION}")
-            data = json.loads(archive.read("data").decode())
-            state_dict = torch.load(io.BytesIO(archive.read("value_net.pth")), map_location="cpu", weights_only=True)
-            with np.load(io.BytesIO(archive.read("arrays.npz"))) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            entries = {name: archive.read(name) for name in REQUIRED_ENTRIES}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc})") from exc
-    return data, state_dict, arrays
+    version = entries["format_version"].decode("ascii", errors="replace").strip()
+    if not version.isdigit():
+        raise CheckpointError(f"{path} is damaged: format_version is {version[:20]!r}, not an integer")
+    if int(version) != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {version}; this dvp_rl reads format {FORMAT_VERSION}")
+    return _parse_data(path, entries["data"]), _parse_state_dict(path, entries["value_net.pth"]), _parse_arrays(path, entries["arrays.npz"])
+
+
+def _parse_data(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError
+        raise CheckpointError(f"{path} is damaged: its data entry is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is damaged: its data entry must be a JSON object, got a {type(data).__name__}")
+    missing = [key for key in REQUIRED_DATA_KEYS if key not in data]
+    if missing:
+        raise CheckpointError(f"{path} is damaged: its data entry lacks the required key(s) {missing}")
+    for key, kind in REQUIRED_DATA_KEYS.items():
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise CheckpointError(f"{path} is damaged: data[{key!r}] must be a JSON {kind.__name__}, got {value!r:.60}")
+        if kind is int and value < 0:
+            raise CheckpointError(f"{path} is damaged: data[{key!r}] must be >= 0, got {value}")
+    return data
+
+
+def _parse_state_dict(path: Path, raw: bytes) -> dict[str, torch.Tensor]:
+    try:
+        state_dict = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for bad bytes)
+        # `from None`: torch's own message advises weights_only=False, i.e. running the file's code
+        raise CheckpointError(
+            f"{path} is damaged: value_net.pth is not a torch state dict of tensors "
+            f"(torch.load(weights_only=True) refused it: {type(exc).__name__})"
+        ) from None
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path} is damaged: value_net.pth holds a {type(state_dict).__name__}, not a state dict")
+    for name, value in state_dict.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path} is damaged: value_net.pth[{name!r}] is a {type(value).__name__}, not a tensor")
+    return dict(state_dict)
+
+
+def _parse_arrays(path: Path, raw: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # noqa: BLE001 (numpy raises many types for bad bytes)
+        # `from None`: numpy's own message advises allow_pickle=True, i.e. running the file's code
+        raise CheckpointError(
+            f"{path} is damaged: arrays.npz is not a numpy archive of plain arrays ({type(exc).__name__})"
+        ) from None
+    return arrays
+
+
+def check_contents(
+    state_dict: Mapping[str, torch.Tensor],
+    arrays: Mapping[str, np.ndarray],
+    nx: int,
+    state_arrays: Sequence[str] = STATE_ARRAYS,
+    required_arrays: Sequence[str] = ("validation_states",),
+    source: str | os.PathLike = "checkpoint",
+) -> None:
+    """Check the contents of a checkpoint that :func:`read_checkpoint` returned, for an env of state
+    dimension ``nx``; returns ``None`` or raises.
+
+    :param state_dict: the network's state dict: every value must be a floating-point tensor
+        whose entries are all finite (no NaN, no inf)
+    :param arrays: every array must be numeric (bool, integer or floating) with finite entries
+    :param nx: the state dimension of the env the checkpoint is loaded into
+    :param state_arrays: names of arrays that hold states: where present, their shape must be
+        ``(N, nx)`` (any ``N >= 0``); absent ones are not required
+    :param required_arrays: names that ``arrays`` must hold
+    :param source: the file, named in the messages
+    :raises CheckpointError: naming ``source``, the entry and the problem (the first one found)
+    """
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise CheckpointError(f"{source} is damaged: value_net.pth[{name!r}] is not a floating-point tensor")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source} is damaged: value_net.pth[{name!r}] holds non-finite values (NaN or inf)")
+    missing = [name for name in required_arrays if name not in arrays]
+    if missing:
+        raise CheckpointError(f"{source} is damaged: arrays.npz lacks {missing}")
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise CheckpointError(f"{source} is damaged: arrays.npz[{name!r}] has dtype {array.dtype}, not a numeric one")
+        if not np.all(np.isfinite(array)):
+            raise CheckpointError(f"{source} is damaged: arrays.npz[{name!r}] holds non-finite values (NaN or inf)")
+        if name in state_arrays and (array.ndim != 2 or array.shape[1] != int(nx)):
+            raise CheckpointError(f"{source} does not fit this env: arrays.npz[{name!r}] has shape {array.shape}, expected (N, {int(nx)})")

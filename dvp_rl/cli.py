@@ -1,10 +1,83 @@
-"""The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | reproduce``."""
+"""The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | reproduce``.
+
+Arguments are checked when they are parsed, before any work. A user error (a bad value, an
+unknown env id, a missing or damaged file) prints one line ``dvp-rl: error: ...`` and exits with
+code 2, argparse's convention; ``--traceback`` shows its traceback too. Other exceptions (bugs)
+keep their traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: exit code of a usage error (argparse's own)
+USAGE_ERROR = 2
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float = math.inf, low_open: bool = True) -> Callable[[str], float]:
+    """An argparse ``type``: a float in ``(low, high]`` (``[low, high]`` when ``low_open`` is False)."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if high < math.inf else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}") from None
+        if not ((value > low if low_open else value >= low) and value <= high):  # False for NaN too
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """An argparse ``type``: a JSON object (``{...}``)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"dt\": 0.05}}', got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"dt\": 0.05}}', got a JSON {type(value).__name__}: {text!r}")
+    return value
+
+
+def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Build the env once, so that an argument it does not take is a user error before any work."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+
+    try:
+        gym.make(env_id, **env_kwargs).close()
+    except TypeError as exc:  # the envs' answer to an unknown keyword (envs.base.reject_unknown_kwargs)
+        raise ValueError(f"--env-kwargs {json.dumps(env_kwargs)} do not fit {env_id}: {exc}") from exc
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that report a mistake of the user (a value, a file, an env id), not a bug."""
+    import gymnasium as gym
+
+    return (ValueError, FileNotFoundError, gym.error.Error)  # CheckpointError is a ValueError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -17,7 +90,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import json
     import time
 
     import numpy as np
@@ -26,10 +98,12 @@ def _train(args: argparse.Namespace) -> int:
     from dvp_rl.callbacks import GroundTruthEvalCallback
     from dvp_rl.ground_truth import ground_truth
 
-    env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    env_kwargs = args.env_kwargs or {}
     if args.resume:
         agent = DVP.load(args.resume, n_workers=args.n_workers, tensorboard_log=args.tensorboard_log, verbose=1)
     else:
+        if env_kwargs:
+            _check_env_kwargs(args.env, env_kwargs)
         agent = DVP(
             args.env, horizon=args.horizon, n_samples=args.n_samples, gamma=args.gamma, value_net=args.value_net,
             max_epochs=args.max_epochs, n_workers=args.n_workers, env_kwargs=env_kwargs, seed=args.seed,
@@ -50,28 +124,28 @@ def _train(args: argparse.Namespace) -> int:
 
 def _benchmark(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
-
-    import torch
 
     from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
+    from dvp_rl.sobolev import torch_threads
 
-    # The networks are tiny: one torch thread trains PPO and the fits 5-10x faster on a small machine.
-    torch.set_num_threads(1)
     base = QUICK if args.quick else BenchmarkConfig()
     given = {
         "env_ids": tuple(args.env) if args.env else None, "seeds": tuple(args.seeds) if args.seeds else None,
         "gamma": args.gamma, "dvp_iterations": args.dvp_iterations, "ppo_timesteps": args.ppo_timesteps,
         "budget_seconds": args.budget_seconds, "n_eval_states": args.n_eval_states, "n_closed_loop": args.n_closed_loop,
         "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
-        "env_kwargs": json.loads(args.env_kwargs) if args.env_kwargs else None,
-        "dvp_kwargs": {**base.dvp_kwargs, **json.loads(args.dvp_kwargs)} if args.dvp_kwargs else None,
-        "ppo_kwargs": {**base.ppo_kwargs, **json.loads(args.ppo_kwargs)} if args.ppo_kwargs else None,
+        "env_kwargs": args.env_kwargs, "dvp_kwargs": {**base.dvp_kwargs, **args.dvp_kwargs} if args.dvp_kwargs else None,
+        "ppo_kwargs": {**base.ppo_kwargs, **args.ppo_kwargs} if args.ppo_kwargs else None,
         "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
         "ground_truth_cache": args.ground_truth_cache,
     }  # fmt: skip
+    for env_id, env_kwargs in (args.env_kwargs or {}).items():
+        if not isinstance(env_kwargs, dict):
+            raise ValueError(f"--env-kwargs maps each env id to a JSON object of its arguments, got {env_id!r}: {env_kwargs!r}")
+        _check_env_kwargs(env_id, env_kwargs)
     config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
-    result = run_benchmark(config)
+    with torch_threads(1):  # the networks are tiny: one thread trains PPO and the fits 5-10x faster on a small machine
+        result = run_benchmark(config)
     print((result.out / "summary.md").read_text())
     return 0
 
@@ -93,28 +167,29 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dvp-rl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dvp-rl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traceback", action="store_true", help="show the traceback of a user error too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="solve each env with DDP and print V, Vx and solve times")
     demo.add_argument("--env", action="append", help="env id (repeatable; default: all)")
-    demo.add_argument("--horizon", type=int, default=50)
-    demo.add_argument("--n-states", type=int, default=30)
+    demo.add_argument("--horizon", type=_integer(1), default=50)
+    demo.add_argument("--n-states", type=_integer(1), default=30)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
     train = sub.add_parser("train", help="train a DVP agent (a checkpoint is written after every iteration)")
     train.add_argument("--env", default="dvp_rl/Unicycle-v0", help="env id")
-    train.add_argument("--env-kwargs", default="", help='JSON dict of env arguments, e.g. \'{"dt": 0.05}\'')
-    train.add_argument("--iterations", type=int, default=10)
-    train.add_argument("--horizon", type=int, default=50)
-    train.add_argument("--n-samples", type=int, default=1000)
-    train.add_argument("--gamma", type=float, default=1.0)
+    train.add_argument("--env-kwargs", type=_json_object, default=None, help='JSON dict of env arguments, e.g. \'{"dt": 0.05}\'')
+    train.add_argument("--iterations", type=_integer(1), default=10)
+    train.add_argument("--horizon", type=_integer(1), default=50)
+    train.add_argument("--n-samples", type=_integer(1), default=1000)
+    train.add_argument("--gamma", type=_number(0.0, 1.0), default=1.0)
     train.add_argument("--value-net", default="gauss_residual", choices=["gauss_residual", "feed_forward"])
-    train.add_argument("--max-epochs", type=int, default=300)
-    train.add_argument("--n-workers", type=int, default=None, help="solver processes (default: all cores)")
+    train.add_argument("--max-epochs", type=_integer(1), default=300)
+    train.add_argument("--n-workers", type=_integer(1), default=None, help="solver processes (default: all cores)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--eval-states", type=int, default=100, help="ground-truth states for eval/* (0: none)")
+    train.add_argument("--eval-states", type=_integer(0), default=100, help="ground-truth states for eval/* (0: none)")
     train.add_argument("--tensorboard-log", default="runs/tensorboard")
     train.add_argument("--tb-log-name", default="DVP")
     train.add_argument("--save", default=None, help="path of the final zip (default runs/<env>__DVP__<seed>.zip)")
@@ -131,21 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the unicycle, seed 0, small budgets (a few minutes on 2 cores); other options override it")
     bench.add_argument("--env", action="append", help="env id (repeatable; default: pendulum, cart-pole, unicycle)")
     bench.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: 0 1 2)")
-    bench.add_argument("--gamma", type=float, help="discount of both algorithms and the ground truth (default 0.95)")
-    bench.add_argument("--dvp-iterations", type=int, help="DVP iteration budget (default: per env)")
-    bench.add_argument("--ppo-timesteps", type=int, help="PPO timestep budget (default: n_timesteps of baselines/hyperparams.yml)")
-    bench.add_argument("--budget-seconds", type=float, help="wall-clock cap of each algorithm's training (default 600)")
-    bench.add_argument("--n-eval-states", type=int, help="validation states with ground truth (default 100)")
-    bench.add_argument("--n-closed-loop", type=int, help="closed-loop start states (default 5)")
-    bench.add_argument("--closed-loop-steps", type=int, help="closed-loop length (default: ceil(3 / (1 - gamma)))")
-    bench.add_argument("--closed-loop-every", type=int, help="closed loop at every k-th evaluation; 0: at the end only (default 1)")
-    bench.add_argument("--grid-size", type=int, help="value maps on a G x G grid (default 15)")
-    bench.add_argument("--env-kwargs", default="",
+    bench.add_argument("--gamma", type=_number(0.0, 1.0), help="discount of both algorithms and the ground truth (default 0.95)")
+    bench.add_argument("--dvp-iterations", type=_integer(1), help="DVP iteration budget (default: per env)")
+    bench.add_argument("--ppo-timesteps", type=_integer(1), help="PPO timestep budget (default: n_timesteps of baselines/hyperparams.yml)")
+    bench.add_argument("--budget-seconds", type=_number(0.0), help="wall-clock cap of each algorithm's training (default 600)")
+    bench.add_argument("--n-eval-states", type=_integer(1), help="validation states with ground truth (default 100)")
+    bench.add_argument("--n-closed-loop", type=_integer(0), help="closed-loop start states (default 5)")
+    bench.add_argument("--closed-loop-steps", type=_integer(1), help="closed-loop length (default: ceil(3 / (1 - gamma)))")
+    bench.add_argument("--closed-loop-every", type=_integer(0), help="closed loop at every k-th evaluation; 0: at the end only (default 1)")
+    bench.add_argument("--grid-size", type=_integer(2), help="value maps on a G x G grid (default 15)")
+    bench.add_argument("--env-kwargs", type=_json_object,
                        help='JSON dict of gymnasium.make arguments per env id, e.g. \'{"dvp_rl/Pendulum-v0": {"max_torque": 6}}\'')
-    bench.add_argument("--dvp-kwargs", default="", help='JSON dict of DVP arguments for every env, e.g. \'{"n_samples": 100}\'')
-    bench.add_argument("--ppo-kwargs", default="", help='JSON dict of PPO settings for every env, e.g. \'{"n_steps": 256}\'')
-    bench.add_argument("--n-workers", type=int, help="solver processes of DVP and the ground truth (default 2)")
-    bench.add_argument("--ground-truth-horizon", type=int, help="ground-truth DDP horizon (default: gamma^T <= 1e-4)")
+    bench.add_argument("--dvp-kwargs", type=_json_object, help='JSON dict of DVP arguments for every env, e.g. \'{"n_samples": 100}\'')
+    bench.add_argument("--ppo-kwargs", type=_json_object, help='JSON dict of PPO settings for every env, e.g. \'{"n_steps": 256}\'')
+    bench.add_argument("--n-workers", type=_integer(1), help="solver processes of DVP and the ground truth (default 2)")
+    bench.add_argument("--ground-truth-horizon", type=_integer(1), help="ground-truth DDP horizon (default: gamma^T <= 1e-4)")
     bench.add_argument("--ground-truth-cache", help="ground-truth cache folder (default runs/ground_truth)")
     bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>)")
     bench.set_defaults(func=_benchmark)
@@ -160,8 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    """Run the command line; returns the exit code (:data:`USAGE_ERROR` for a user error, see the module docstring)."""
+    args = build_parser().parse_args(argv)  # a bad argument exits here with code 2, before any work
+    try:
+        return int(args.func(args))
+    except _user_errors() as exc:
+        if args.traceback:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"dvp-rl: error: {message}", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

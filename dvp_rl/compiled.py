@@ -1,10 +1,12 @@
-"""Optional compiled (numba) evaluation of an exported Gauss-residual network, for the DDP's terminal node.
+"""Compiled (numba) evaluation of an exported Gauss-residual network, for the DDP's terminal node.
 
-numpy spends most of a single-state evaluation in per-operation overhead (about 25 small
-operations per ``calcDiff`` of a 3 x 64 network: 34 us, against a 56 us native unicycle DDP
-iteration). The kernel below does the same arithmetic in one compiled call. It is used by
-:class:`dvp_rl.terminal.ValueTerminalModel` when numba is installed (``pip install -e '.[fast]'``)
-and gives the same numbers as :func:`dvp_rl.value_networks.numpy_value_derivatives` (tested).
+numpy spends most of a single-state evaluation in per-operation overhead (some 25 small
+operations per ``calcDiff``); the kernel below does the same arithmetic in one compiled call
+(``benchmarks/terminal_speed.py`` measures both). It is what
+:class:`dvp_rl.terminal.ValueTerminalModel` evaluates for a Gauss-residual network (numba is a
+dependency of dvp_rl; without it, e.g. on a platform numba does not support, the terminal falls
+back to numpy) and gives the same numbers as :func:`dvp_rl.value_arrays.numpy_value_derivatives`
+(tested). Torch-free, like :mod:`dvp_rl.value_arrays`.
 
 The network is packed into one float64 buffer and one int64 layout so that a call passes
 four arrays (numba's dispatch cost grows with the number of arguments).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dvp_rl.value_networks import NetworkArrays, _feature_indices
+from dvp_rl.value_arrays import NetworkArrays, _feature_indices
 
 try:  # optional dependency
     import numba
@@ -123,7 +125,7 @@ class CompiledGaussResidual:
 
     def __init__(self, arrays: NetworkArrays) -> None:
         if not AVAILABLE:
-            raise ImportError("the compiled path needs numba: pip install -e '.[fast]'")
+            raise ImportError("the compiled path needs numba (a dependency of dvp_rl): pip install numba")
         self.params, self.layout = pack(arrays)
         self.nx = arrays.nx
         self._Vx = np.zeros(self.nx)

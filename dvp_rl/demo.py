@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs
-from dvp_rl.ocp import OptimalControlProblem
+from dvp_rl.ocp import ModelSolver, OptimalControlProblem
 
 
 def _median_solve_ms(solve, states: np.ndarray) -> tuple[float, float]:
@@ -27,7 +27,7 @@ def _median_solve_ms(solve, states: np.ndarray) -> tuple[float, float]:
     return 1e3 * float(np.median(times)), converged / len(states)
 
 
-def native_unicycle_solver(horizon: int, env: envs.UnicycleEnv) -> crocoddyl.SolverBoxFDDP:
+def native_unicycle_solver(horizon: int, env: envs.UnicycleEnv, max_iter: int = 100) -> ModelSolver:
     """The unicycle problem of ``env`` built directly from Crocoddyl's native model."""
     model = crocoddyl.ActionModelUnicycle()
     model.dt = env.dt
@@ -35,9 +35,7 @@ def native_unicycle_solver(horizon: int, env: envs.UnicycleEnv) -> crocoddyl.Sol
     model.u_lb, model.u_ub = env.action_low.copy(), env.action_high.copy()
     terminal = crocoddyl.ActionModelUnicycle()
     terminal.costWeights = np.array([env.w_terminal, 0.0])
-    solver = crocoddyl.SolverBoxFDDP(crocoddyl.ShootingProblem(np.zeros(3), [model] * horizon, terminal))
-    solver.th_stop = 1e-9
-    return solver
+    return ModelSolver([model] * horizon, terminal, max_iter)
 
 
 def run_demo(env_ids: Sequence[str] = envs.ENV_IDS, horizon: int = 50, n_states: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -61,12 +59,7 @@ def run_demo(env_ids: Sequence[str] = envs.ENV_IDS, horizon: int = 50, n_states:
         env = gym.make("dvp_rl/Unicycle-v0").unwrapped
         solver = native_unicycle_solver(horizon, env)
         states = env.sample_states(n_states, seed)
-
-        def native(x0: np.ndarray) -> bool:
-            solver.problem.x0 = x0
-            return solver.solve([x0] * (horizon + 1), [np.zeros(2)] * horizon, 100, False)
-
-        median_ms, rate = _median_solve_ms(native, states)
+        median_ms, rate = _median_solve_ms(lambda x0: solver.solve(x0)[1], states)
         rows["native unicycle"] = {"median_ms": median_ms, "converged": rate}
     print(f"\n{'problem':<28}{'median solve (ms)':>18}{'converged':>11}{'x native unicycle':>19}")
     ref = rows.get("native unicycle", {}).get("median_ms")

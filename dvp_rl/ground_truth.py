@@ -1,9 +1,9 @@
 """Ground-truth values: very long horizon DDP, best of several initial guesses, cached on disk.
 
 The pendulum and the unicycle have local optima, so each state is solved from several
-initial guesses and the lowest converged cost is kept. Results are cached under
-``runs/ground_truth/`` keyed by the env, its kwargs, the discount, the horizon, the
-solver settings and the states themselves, so a benchmark pays for them once.
+initial guesses and the lowest converged cost is kept. Results can be cached in a folder
+the caller names, keyed by the env, its kwargs, the discount, the horizon, the solver
+settings and the states themselves, so a benchmark pays for them once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dvp_rl.ocp import reference_guesses
-from dvp_rl.sampling import LostSolve, SolveSpec, check_backend, make_env, make_pool, solve_states
+import envs
+from dvp_rl.sampling import LostSolve, ParallelConfig, SolveSpec, solve_states
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +69,11 @@ def ground_truth(
     horizon: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     guesses: tuple[str, ...] | None = None,
-    cache_dir: str | os.PathLike | None = "runs/ground_truth",
-    n_workers: int | None = 1,
+    cache_dir: str | os.PathLike | None = None,
+    n_workers: int | None = None,
     max_iter: int = 500,
     progress: bool = False,
-    backend: str = "local",
-    ray_address: str | None = None,
-    solve_timeout: float | None = None,
+    parallel: ParallelConfig | None = None,
 ) -> GroundTruth:
     """Optimal cost-to-go and its gradient at ``states`` (N, nx), from long-horizon multi-start DDP.
 
@@ -82,17 +81,16 @@ def ground_truth(
     :param guesses: initial guesses tried per state, best converged kept (default:
         :func:`dvp_rl.ocp.reference_guesses`, the env's ``ddp_guesses`` plus both continuations)
     :param cache_dir: folder of the on-disk cache (``None``: no cache)
-    :param n_workers: processes (or Ray tasks) solving in parallel (``None``: all cores, or all
-        CPUs of the Ray cluster; 1 with the local backend and no ``solve_timeout``: in this process)
-    :param backend: ``"local"`` (forked processes) or ``"ray"``, see :class:`dvp_rl.sampling.SolverPool`
-    :param ray_address: the Ray cluster of ``backend="ray"`` (``None``, ``"auto"``, ``"ray://host:10001"``)
-    :param solve_timeout: seconds one state's solve (all its guesses) may take (``None``: no limit)
+    :param n_workers: processes (or Ray tasks) solving in parallel (default: ``parallel``'s, else 1:
+        in this process)
+    :param parallel: backend, Ray cluster, worker count and per-solve timeout
+        (:class:`dvp_rl.sampling.ParallelConfig`; ``n_workers`` fills in its worker count)
     :return: a :class:`GroundTruth`; states where no guess converged, or whose solve was lost
         (worker died, timed out), have ``converged=False``; a result with lost solves is not cached
     """
-    check_backend(backend, ray_address, solve_timeout)
+    config = ParallelConfig.resolve(n_workers, parallel if parallel is not None else ParallelConfig(None if n_workers else 1))
     env_kwargs = dict(env_kwargs or {})
-    env = make_env(env_id, env_kwargs)
+    env = envs.make(env_id, env_kwargs)
     base = env.unwrapped
     states = np.asarray(states, dtype=np.float64)
     if states.ndim != 2 or states.shape[1] != base.nx:
@@ -110,8 +108,7 @@ def ground_truth(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(states), desc=f"ground truth {env_id} (T={T})", unit="state")
-    in_process = backend == "local" and n_workers == 1 and solve_timeout is None
-    pool = None if in_process else make_pool(n_workers, backend, ray_address, solve_timeout)
+    pool = config.make_pool()
     lost: list[LostSolve] = []
     try:
         # the reference states are given: a lost solve is not resampled, it stays unconverged

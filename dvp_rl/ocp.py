@@ -17,11 +17,14 @@ from typing import Any, NamedTuple, Union
 import crocoddyl
 import numpy as np
 
+from dvp_rl.terminal import ValueTerminalModel
+from dvp_rl.value_arrays import NetworkArrays
 from envs.base import DifferentiableEnv
 
-#: a terminal cost: ``None`` (zero), ``"env"`` (the env's own terminal cost), a factory
+#: a terminal cost: ``None`` (zero), ``"env"`` (the env's own terminal cost), an exported value
+#: network (:class:`~dvp_rl.value_arrays.NetworkArrays`, scaled by ``gamma**T``), a factory
 #: ``cost_scale -> model`` (it receives ``gamma**T``), or a ready model (used as given).
-TerminalSpec = Union[None, str, Callable[[float], crocoddyl.ActionModelAbstract], crocoddyl.ActionModelAbstract]
+TerminalSpec = Union[None, str, NetworkArrays, Callable[[float], crocoddyl.ActionModelAbstract], crocoddyl.ActionModelAbstract]
 
 
 class SolveResult(NamedTuple):
@@ -163,6 +166,8 @@ class OptimalControlProblem:
             if terminal != "env":
                 raise ValueError(f"terminal must be None, 'env', a factory or a Crocoddyl model; got {terminal!r}")
             model = self.env.terminal_model(scale)
+        elif isinstance(terminal, NetworkArrays):
+            model = ValueTerminalModel(terminal, self.env.nx, self.env.nu, scale)
         elif isinstance(terminal, crocoddyl.ActionModelAbstract):
             model = terminal
         elif callable(terminal):
@@ -170,34 +175,23 @@ class OptimalControlProblem:
         else:
             raise TypeError(f"unsupported terminal {type(terminal).__name__}")
         self.terminal_model = model
-        self.problem = crocoddyl.ShootingProblem(np.zeros(self.env.nx), self.running_models, model)
-        # Crocoddyl's OpenMP threads hang forked worker pools; one thread is also faster here.
-        # (Builds without OpenMP already read 1 and print a warning when it is set.)
-        if self.problem.nthreads != 1:
-            self.problem.nthreads = 1
-        self.solver = crocoddyl.SolverBoxFDDP(self.problem)
-        self.solver.th_stop = self.th_stop
-        # Crocoddyl's default floor of the regularisation (1e-9) biases Vxx by ~1e-8
-        # relative; the solver still raises it whenever a step fails.
-        self.solver.reg_min = 1e-12
+        self.solver = box_fddp(self.running_models, model, self.th_stop)
+        self.problem = self.solver.problem
         self.counter = TransitionCounter(self.horizon, list(self.solver.alphas))
         self.solver.setCallbacks([self.counter])
 
     def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
         """``(xs_init or None, us_init)`` of the named guess from ``x0``.
 
-        ``hold``: every state at ``x0``, zero controls (an infeasible start that FDDP closes; on
-        the pendulum it converged in 97.5% of 40 starts against 87.5% for a zero-control
-        rollout); ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half
-        the control bound, +/-, over the first fifth of the horizon, then zero, rolled out
-        (breaks the symmetry of swing-ups and turns, which have local optima);
-        ``continuation``: the best solution of a short problem (``min(50, T // 2)`` nodes, no
-        terminal cost, the env's other guesses), then its last state held with zero controls.
-        Long horizons need it: a swing-up solved at T=300 from the other guesses lands in a
-        worse local optimum for 27 of 40 pendulum states (V 14.1 instead of 2.5 at worst);
-        ``continuation_inside``: the same with the short plan's controls pulled 2% inside the
-        bounds (box-FDDP warm-started on saturated controls can stall in a poor optimum: from
-        (-1.38, 0.33) the pendulum's T=300 value is 17.0 from ``continuation``, 3.97 from this).
+        ``hold``: every state at ``x0``, zero controls (an infeasible start that FDDP closes);
+        ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half the control
+        bound, +/-, over the first fifth of the horizon, then zero, rolled out (breaks the symmetry
+        of swing-ups and turns, which have local optima); ``continuation``: the best solution of a
+        short problem (``min(50, T // 2)`` nodes, no terminal cost, the env's other guesses), then
+        its last state held with zero controls (long swing-up horizons need it: from the other
+        guesses they land in worse local optima); ``continuation_inside``: the same with the
+        short plan's controls pulled 2% inside the bounds (box-FDDP warm-started on saturated
+        controls can stall in a poor optimum). docs/REPRODUCTION.md has the measurements.
         """
         xs, us, _ = self._guess(np.asarray(x0, dtype=np.float64), name)
         return xs, us
@@ -266,9 +260,12 @@ class OptimalControlProblem:
     ) -> SolveResult:
         """Solve from ``x0`` (nx,); warm start with ``us_init`` (T, nu) and optionally ``xs_init`` (T+1, nx).
 
-        A failed or unconverged solve is reported through ``converged=False``, not raised.
+        A failed or unconverged solve is reported through ``converged=False``, not raised; an
+        exception raised by the env's own code during the solve (a :class:`envs.NumpySystemEnv`
+        hook) is re-raised here, with its original traceback.
         """
         x0 = self.env.check_state(x0, "x0")
+        self._take_model_error()  # one kept by a call outside a solve is not this solve's
         self.problem.x0 = x0
         if us_init is None:
             xs, us = self.initial_guess(x0)
@@ -281,8 +278,13 @@ class OptimalControlProblem:
         solver = self.solver
         self.counter.reset()
         try:
-            converged = bool(solver.solve(xs, us, self.max_iter, False))
+            converged: bool | None = bool(solver.solve(xs, us, self.max_iter, False))
         except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
+            converged = None
+        error = self._take_model_error()
+        if error is not None:
+            raise error
+        if converged is None:
             return self._failed(x0)
         n_transitions = self.counter.finish(converged)
         Vx = np.array(solver.Vx[0], dtype=np.float64).reshape(self.env.nx)
@@ -299,6 +301,17 @@ class OptimalControlProblem:
             converged=converged and bool(finite),
             n_transitions=n_transitions,
         )
+
+    def _take_model_error(self) -> BaseException | None:
+        """The first exception kept by this problem's Python action models since the last call, and
+        clear them all (models with a ``take_error()``, see :class:`envs.base.NumpyActionModel`)."""
+        first = None
+        for model in (*self.running_models, self.terminal_model):
+            take = getattr(model, "take_error", None)
+            error = take() if take is not None else None
+            if first is None:
+                first = error
+        return first
 
     def _failed(self, x0: np.ndarray) -> SolveResult:
         nx, nu, T = self.env.nx, self.env.nu, self.horizon
@@ -363,3 +376,49 @@ def solve_ocp(
     if x0.ndim == 2:
         return ocp.solve_many(x0)
     return ocp.solve(x0)
+
+
+def box_fddp(running_models: list[Any], terminal_model: Any, th_stop: float = 1e-9) -> crocoddyl.SolverBoxFDDP:
+    """Crocoddyl's box-constrained FDDP over the given action models, set up as every solve of
+    this package runs: one thread, stopping threshold ``th_stop``, regularisation floor 1e-12.
+
+    :param running_models: the ``T`` running action models
+    :param terminal_model: the terminal action model
+    """
+    problem = crocoddyl.ShootingProblem(np.zeros(terminal_model.state.nx), list(running_models), terminal_model)
+    # Crocoddyl's OpenMP threads hang forked worker pools; one thread is also faster here.
+    # (Builds without OpenMP already read 1 and print a warning when it is set.)
+    if problem.nthreads != 1:
+        problem.nthreads = 1
+    solver = crocoddyl.SolverBoxFDDP(problem)
+    solver.th_stop = float(th_stop)
+    # Crocoddyl's default floor of the regularisation (1e-9) biases Vxx by ~1e-8
+    # relative; the solver still raises it whenever a step fails.
+    solver.reg_min = 1e-12
+    return solver
+
+
+class ModelSolver:
+    """Box-FDDP straight over Crocoddyl action models, without an env (a reference for timings).
+
+    Same solver settings as :class:`OptimalControlProblem` (:func:`box_fddp`); :meth:`solve`
+    starts from the ``hold`` guess (every state at ``x0``, zero controls).
+
+    :param running_models: the ``T`` running action models
+    :param terminal_model: the terminal action model
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: stopping threshold
+    """
+
+    def __init__(self, running_models: list[Any], terminal_model: Any, max_iter: int = 300, th_stop: float = 1e-9) -> None:
+        self.solver = box_fddp(running_models, terminal_model, th_stop)
+        self.horizon = len(running_models)
+        self.nu = int(running_models[0].nu)
+        self.max_iter = int(max_iter)
+
+    def solve(self, x0: np.ndarray) -> tuple[int, bool]:
+        """Solve from ``x0`` (nx,); returns ``(iterations, converged)``."""
+        x0 = np.asarray(x0, dtype=np.float64)
+        self.solver.problem.x0 = x0
+        converged = self.solver.solve([x0] * (self.horizon + 1), [np.zeros(self.nu)] * self.horizon, self.max_iter, False)
+        return int(self.solver.iter), bool(converged)

@@ -20,19 +20,18 @@ import signal
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as connection_wait
 from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 
+import envs
 from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, stack_results
-from dvp_rl.value_networks import NetworkArrays
+from dvp_rl.value_arrays import NetworkArrays
 
 logger = logging.getLogger(__name__)
 
@@ -74,38 +73,23 @@ class SolveSpec:
         return self.terminal.kind + digest.hexdigest()
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """``gymnasium.make`` with the dvp_rl ids registered; a clear error for unknown ids."""
-    import envs  # noqa: F401  (registers the ids)
-
-    try:
-        return gym.make(env_id, **(env_kwargs or {}))
-    except gym.error.Error as exc:
-        raise ValueError(f"unknown env id {env_id!r}; dvp_rl registers {list(envs.ENV_IDS)} ({exc})") from exc
-
-
 # Per-process cache: problem_key -> (OptimalControlProblem, terminal_key)
 _PROBLEMS: dict[tuple, list] = {}
 
 
 def problem_for(spec: SolveSpec) -> OptimalControlProblem:
     """The (cached) problem of ``spec`` in this process, with its terminal up to date."""
-    from dvp_rl.terminal import value_terminal
-
     key = spec.problem_key()
     entry = _PROBLEMS.get(key)
     if entry is None:
-        env = make_env(spec.env_id, spec.env_kwargs).unwrapped
+        env = envs.make(spec.env_id, spec.env_kwargs).unwrapped
         entry = [OptimalControlProblem(env, spec.horizon, spec.gamma, None, spec.max_iter, spec.th_stop), "None"]
         _PROBLEMS.clear()  # one problem per process is enough; keeps memory flat
         _PROBLEMS[key] = entry
     ocp, current = entry
     wanted = spec.terminal_key()
     if wanted != current:
-        terminal = spec.terminal
-        if isinstance(terminal, NetworkArrays):
-            terminal = value_terminal(terminal, ocp.env.nx, ocp.env.nu)
-        ocp.set_terminal(terminal)
+        ocp.set_terminal(spec.terminal)
         entry[1] = wanted
     return ocp
 
@@ -369,11 +353,9 @@ class SolverPool:
         ray_address: str | None = None,
         solve_timeout: float | None = None,
     ) -> None:
-        check_backend(backend, ray_address, solve_timeout)
-        if n_workers is not None and int(n_workers) < 1:
-            raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-        self.backend = backend
-        self.solve_timeout = None if solve_timeout is None else float(solve_timeout)
+        config = ParallelConfig(n_workers, backend, ray_address, solve_timeout)  # validates
+        self.backend = config.backend
+        self.solve_timeout = config.solve_timeout
         self._workers: _LocalWorkers | _RayWorkers
         if backend == "ray":
             self._workers = _RayWorkers(n_workers, ray_address)
@@ -497,7 +479,7 @@ def _failed_result(spec: SolveSpec, states: np.ndarray, results: dict[int, Solve
     if results:
         nu = next(iter(results.values())).us.shape[1]
     else:
-        nu = make_env(spec.env_id, spec.env_kwargs).unwrapped.nu
+        nu = envs.make(spec.env_id, spec.env_kwargs).unwrapped.nu
     T, nx = spec.horizon, states.shape[1]
     return SolveResult(
         xs=np.full((T + 1, nx), np.nan), us=np.full((T, nu), np.nan), cost=float("nan"), Vx=np.full(nx, np.nan),
@@ -515,26 +497,72 @@ def check_backend(backend: str, ray_address: str | None = None, solve_timeout: f
         raise ValueError(f"solve_timeout must be > 0 seconds or None, got {solve_timeout}")
 
 
-def make_pool(
-    n_workers: int | None = None,
-    backend: str = "local",
-    ray_address: str | None = None,
-    solve_timeout: float | None = None,
-) -> SolverPool:
-    """A :class:`SolverPool` (use it as a context manager, or ``close()`` it).
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Where and how the solves of :func:`solve_states` run, as one value.
 
-    Local workers are forked: fork starts in milliseconds and needs no importable
-    ``__main__``; it is safe here because workers run numpy and single-threaded Crocoddyl
-    only (``problem.nthreads = 1``: Crocoddyl's OpenMP threads hang forked workers), never
-    torch, and the pool forks with no threads of its own running.
+    :param n_workers: processes (``"local"``) or Ray tasks in flight (``"ray"``); ``None``: all
+        cores of this machine, or all CPUs of the Ray cluster
+    :param backend: ``"local"`` (forked processes) or ``"ray"`` (needs ``pip install 'dvp_rl[ray]'``)
+    :param ray_address: the Ray cluster of ``backend="ray"`` (see :class:`SolverPool`)
+    :param solve_timeout: seconds one start state's solve may take (``None``: no limit); a solve
+        past it is lost (reported, and resampled where the caller can)
+
+    With the local backend, one worker and no timeout the solves run in the calling process
+    (:meth:`make_pool` returns ``None``): a timeout needs a worker process to stop.
     """
-    return SolverPool(n_workers, backend, ray_address, solve_timeout)
+
+    n_workers: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+    solve_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_backend(self.backend, self.ray_address, self.solve_timeout)
+        if self.n_workers is not None:
+            if isinstance(self.n_workers, bool) or int(self.n_workers) != self.n_workers or self.n_workers < 1:
+                raise ValueError(f"n_workers must be an integer >= 1 or None, got {self.n_workers!r}")
+            object.__setattr__(self, "n_workers", int(self.n_workers))
+        if self.solve_timeout is not None:
+            object.__setattr__(self, "solve_timeout", float(self.solve_timeout))
+
+    @classmethod
+    def resolve(cls, n_workers: int | None = None, parallel: "ParallelConfig | None" = None) -> "ParallelConfig":
+        """The configuration of ``parallel`` with ``n_workers`` (a shortcut) filled in; local
+        ``n_workers=None`` becomes all cores. Conflicting worker counts raise ``ValueError``."""
+        config = parallel if parallel is not None else cls()
+        if not isinstance(config, ParallelConfig):
+            raise TypeError(f"parallel must be a ParallelConfig, got {type(config).__name__}")
+        if n_workers is not None:
+            if config.n_workers is not None and config.n_workers != n_workers:
+                raise ValueError(f"n_workers={n_workers} conflicts with parallel.n_workers={config.n_workers}")
+            config = replace(config, n_workers=n_workers)
+        if config.n_workers is None and config.backend == "local":
+            config = replace(config, n_workers=default_workers())
+        return config
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the solves run in the calling process (local backend, one worker, no timeout)."""
+        return self.backend == "local" and self.n_workers == 1 and self.solve_timeout is None
+
+    def make_pool(self) -> "SolverPool | None":
+        """A :class:`SolverPool` (close it, or use it as a context manager); ``None`` when :attr:`in_process`.
+
+        Local workers are forked: fork starts in milliseconds and needs no importable
+        ``__main__``; it is safe here because workers run numpy and single-threaded Crocoddyl
+        only (``problem.nthreads = 1``: Crocoddyl's OpenMP threads hang forked workers), never
+        torch, and the pool forks with no threads of its own running.
+        """
+        if self.in_process:
+            return None
+        return SolverPool(self.n_workers, self.backend, self.ray_address, self.solve_timeout)
 
 
 def solve_states(
     spec: SolveSpec,
     states: np.ndarray,
-    pool: SolverPool | Executor | None = None,
+    pool: SolverPool | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_size: int | None = None,
     resample: Callable[[int], np.ndarray] | None = None,
@@ -542,8 +570,7 @@ def solve_states(
 ) -> BatchSolveResult:
     """Solve from every row of ``states`` (N, nx); in this process, or over ``pool``.
 
-    :param pool: a :class:`SolverPool` from :func:`make_pool` (``None``: solve here; any other
-        ``concurrent.futures.Executor`` is used as is, without the pool's failure handling)
+    :param pool: a :class:`SolverPool` (e.g. from :meth:`ParallelConfig.make_pool`); ``None``: solve here
     :param progress: called with the number of newly finished solves (N in all)
     :param chunk_size: states per task (default: about 4 tasks per worker)
     :param resample: ``resample(k)`` returns ``k`` fresh states (k, nx) to replace lost ones
@@ -555,32 +582,11 @@ def solve_states(
     states = np.asarray(states, dtype=np.float64)
     if states.ndim != 2:
         raise ValueError(f"states must have shape (N, nx), got {states.shape}")
-    n = len(states)
-    if isinstance(pool, SolverPool):
+    if pool is not None:
         return pool.solve(spec, states, progress, chunk_size, resample, on_lost)
-    if pool is None:
-        results = []
-        for x0 in states:
-            results.extend(_solve_chunk(spec, x0[None]))
-            if progress is not None:
-                progress(1)
-        return stack_results(states, results, spec.horizon, problem_for(spec).env.nu)
-    workers = getattr(pool, "_max_workers", 1)
-    size = chunk_size or max(1, int(np.ceil(n / (4 * workers))))
-    chunks = [states[i : i + size] for i in range(0, n, size)]
-    futures = [pool.submit(_solve_chunk, spec, chunk) for chunk in chunks]
     results = []
-    for future, chunk in zip(futures, chunks):
-        results.extend(future.result())
+    for x0 in states:
+        results.extend(_solve_chunk(spec, x0[None]))
         if progress is not None:
-            progress(len(chunk))
-    nu = results[0].us.shape[1] if results else 0
-    return stack_results(states, results, spec.horizon, nu)
-
-
-def split_counts(n: int, parts: Sequence[float]) -> list[int]:
-    """Split ``n`` into integer counts proportional to ``parts``."""
-    raw = np.asarray(parts, dtype=np.float64) / np.sum(parts) * n
-    counts = np.floor(raw).astype(int)
-    counts[: n - counts.sum()] += 1
-    return counts.tolist()
+            progress(1)
+    return stack_results(states, results, spec.horizon, problem_for(spec).env.nu)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -62,6 +62,71 @@ class FitResult(NamedTuple):
     epochs: int
     best_epoch: int
     history: list[float]
+
+
+class EpochInfo(NamedTuple):
+    """What :attr:`FitConfig.on_epoch` receives after every Adam epoch.
+
+    ``epoch`` (1-based); ``validation_objective``: the weighted, scaled loss on the validation
+    data; ``best_epoch`` so far; ``learning_rate``: the current one; ``net``: the network being
+    fitted (in eval mode; read it, do not train it).
+    """
+
+    epoch: int
+    validation_objective: float
+    best_epoch: int
+    learning_rate: float
+    net: ValueNetwork
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of :func:`fit_value_network` (one value instead of a dozen arguments).
+
+    :param weights: relative weights of the value, gradient and Hessian terms
+    :param learning_rate: Adam's learning rate (> 0)
+    :param batch_size: minibatch size (>= 1)
+    :param max_epochs: epoch budget (>= 1)
+    :param patience: epochs without a better validation loss before stopping (>= 1); the
+        learning rate is halved after ``patience // 3`` such epochs
+    :param validation_fraction: share of the samples held out for early stopping, in (0, 1)
+        (unused when the fit is given its own validation data)
+    :param polish_steps: L-BFGS iterations on the full training split after Adam (0: none)
+    :param device: torch device of the fit
+    :param num_threads: torch CPU threads during the fit (``None``: leave as is). One thread is
+        fastest for these small networks and does not fight the DDP workers for cores.
+    :param on_epoch: called with an :class:`EpochInfo` after every epoch; returning ``False``
+        stops the fit (early stopping's best parameters are still restored)
+    """
+
+    weights: SobolevWeights = SobolevWeights()
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 500
+    patience: int = 30
+    validation_fraction: float = 0.2
+    polish_steps: int = 0
+    device: str = "cpu"
+    num_threads: int | None = 1
+    on_epoch: Callable[[EpochInfo], bool | None] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weights, SobolevWeights):
+            raise TypeError(f"weights must be SobolevWeights, got {type(self.weights).__name__}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be finite and > 0, got {self.learning_rate}")
+        for name in ("batch_size", "max_epochs", "patience"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("polish_steps", self.polish_steps, 0)
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.num_threads is not None:
+            _check_int("num_threads", self.num_threads, 1)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 class _Scales(NamedTuple):
@@ -122,30 +187,22 @@ def fit_value_network(
     V: np.ndarray,
     Vx: np.ndarray,
     Vxx: np.ndarray | None = None,
-    weights: SobolevWeights = SobolevWeights(),
-    learning_rate: float = 1e-3,
-    batch_size: int = 64,
-    max_epochs: int = 500,
-    patience: int = 30,
-    validation_fraction: float = 0.2,
+    config: FitConfig = FitConfig(),
     seed: int | None = None,
-    device: str | torch.device = "cpu",
-    num_threads: int | None = 1,
-    polish_steps: int = 0,
+    validation: tuple[np.ndarray, ...] | None = None,
 ) -> FitResult:
     """Fit ``net`` in place on the dataset with Adam and early stopping; return the losses.
 
-    :param x: states (N, nx); ``V`` (N,); ``Vx`` (N, nx); ``Vxx`` (N, nx, nx), needed when ``weights.hessian > 0``
-    :param validation_fraction: share of the samples held out for early stopping
-    :param patience: epochs without a better validation loss before stopping; the learning
-        rate is halved after ``patience // 3`` such epochs
+    :param x: states (N, nx); ``V`` (N,); ``Vx`` (N, nx); ``Vxx`` (N, nx, nx), needed when ``config.weights.hessian > 0``
+    :param config: the fit's settings (:class:`FitConfig`)
     :param seed: seeds the split and the batch order
-    :param polish_steps: L-BFGS iterations on the full training split after Adam (0: none)
-    :param num_threads: torch CPU threads during the fit (``None``: leave as is). One thread is
-        fastest for these small networks and does not fight the DDP workers for cores.
+    :param validation: ``(x, V, Vx[, Vxx])`` of separate validation data for early stopping and the
+        reported losses; ``None``: ``config.validation_fraction`` of the dataset is held out
     """
-    with torch_threads(num_threads if torch.device(device).type == "cpu" else None):
-        return _fit(net, x, V, Vx, Vxx, weights, learning_rate, batch_size, max_epochs, patience, validation_fraction, seed, device, polish_steps)
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    with torch_threads(config.num_threads if torch.device(config.device).type == "cpu" else None):
+        return _fit(net, x, V, Vx, Vxx, config, seed, validation)
 
 
 def _fit(
@@ -154,29 +211,33 @@ def _fit(
     V: np.ndarray,
     Vx: np.ndarray,
     Vxx: np.ndarray | None,
-    weights: SobolevWeights,
-    learning_rate: float,
-    batch_size: int,
-    max_epochs: int,
-    patience: int,
-    validation_fraction: float,
+    config: FitConfig,
     seed: int | None,
-    device: str | torch.device,
-    polish_steps: int,
+    validation: tuple[np.ndarray, ...] | None,
 ) -> FitResult:
+    weights, batch_size, patience = config.weights, config.batch_size, config.patience
     _check_dataset(net, x, V, Vx, Vxx)
     need_hessian = weights.hessian > 0
     if need_hessian and Vxx is None:
         raise ValueError("weights.hessian > 0 needs Vxx targets")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     gen = np.random.default_rng(seed)
     n = len(x)
-    order = gen.permutation(n)
-    n_val = min(n - 1, max(1, int(round(validation_fraction * n))))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    if validation is None:
+        order = gen.permutation(n)
+        n_val = min(n - 1, max(1, int(round(config.validation_fraction * n))))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+    else:  # appended after the training samples
+        if len(validation) not in (3, 4):
+            raise ValueError("validation must be (x, V, Vx) or (x, V, Vx, Vxx)")
+        val_Vxx = validation[3] if len(validation) == 4 else None
+        if (Vxx is None) != (val_Vxx is None):
+            raise ValueError("give Vxx for both the dataset and the validation data, or for neither")
+        _check_dataset(net, *validation[:3], val_Vxx)
+        x, V, Vx = (np.concatenate([a, b]) for a, b in zip((x, V, Vx), validation[:3]))
+        Vxx = None if Vxx is None else np.concatenate([Vxx, val_Vxx])
+        train_idx, val_idx = np.arange(n), np.arange(n, len(x))
 
-    device = torch.device(device)
+    device = torch.device(config.device)
     net.to(device)
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
     X, Vt, Vxt = as_t(x), as_t(V), as_t(Vx)
@@ -200,13 +261,13 @@ def _fit(
         terms = _mse_terms(net, X[idx], Vt[idx], Vxt[idx], None if Vxxt is None else Vxxt[idx], need_hessian, create_graph=False)
         return tuple(float(t.detach()) for t in terms)  # type: ignore[return-value]
 
-    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, patience // 3))
     torch_gen = torch.Generator(device="cpu").manual_seed(int(gen.integers(2**31)))
     best = (math.inf, 0, copy.deepcopy(net.state_dict()))
     history: list[float] = []
     epoch = 0
-    for epoch in range(1, int(max_epochs) + 1):
+    for epoch in range(1, config.max_epochs + 1):
         net.train()
         perm = tr[torch.randperm(len(tr), generator=torch_gen).to(device)]
         for start in range(0, len(perm), batch_size):
@@ -223,13 +284,17 @@ def _fit(
         scheduler.step(val_obj)
         if val_obj < best[0]:
             best = (val_obj, epoch, copy.deepcopy(net.state_dict()))
-        elif epoch - best[1] >= patience:
+        if config.on_epoch is not None:
+            info = EpochInfo(epoch, val_obj, best[1], float(optimizer.param_groups[0]["lr"]), net)
+            if config.on_epoch(info) is False:
+                break
+        if epoch - best[1] >= patience:
             break
     net.load_state_dict(best[2])
     net.eval()
-    if polish_steps > 0:
+    if config.polish_steps > 0:
         _polish(net, lambda create_graph: objective(_mse_terms(net, X[tr], Vt[tr], Vxt[tr], None if Vxxt is None else Vxxt[tr], need_hessian, create_graph)),
-                lambda: validation_objective(evaluate(va)), polish_steps)
+                lambda: validation_objective(evaluate(va)), config.polish_steps)
     val = evaluate(va)
     train = evaluate(tr)
     return FitResult(

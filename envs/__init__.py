@@ -9,6 +9,9 @@ Importing this package registers the environments::
     env.unwrapped.dynamics_derivatives(x, u)
 """
 
+from typing import Any
+
+import gymnasium as gym
 from gymnasium.envs.registration import register
 
 from envs.base import CrocoddylEnv, DifferentiableEnv, NumpySystemEnv
@@ -25,6 +28,15 @@ register(id="dvp_rl/LinearQuadratic-v0", entry_point="envs.linear_quadratic:Line
 #: the ids registered by this package
 ENV_IDS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0", "dvp_rl/LinearQuadratic-v0")
 
+
+def make(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """``gymnasium.make(env_id, **env_kwargs)`` with a clear ``ValueError`` for an unknown id."""
+    try:
+        return gym.make(env_id, **(env_kwargs or {}))
+    except gym.error.Error as exc:
+        raise ValueError(f"unknown env id {env_id!r}; dvp_rl registers {list(ENV_IDS)} ({exc})") from exc
+
+
 __all__ = [
     "ENV_IDS",
     "CartPoleEnv",
@@ -34,4 +46,5 @@ __all__ = [
     "NumpySystemEnv",
     "PendulumEnv",
     "UnicycleEnv",
+    "make",
 ]

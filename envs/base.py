@@ -62,6 +62,31 @@ def reject_unknown_kwargs(env: object, unknown: dict[str, Any]) -> None:
         )
 
 
+#: the conditions :func:`check_parameters` checks, each with its wording
+_CONDITIONS = {"positive": (lambda a: a > 0, "> 0"), "non_negative": (lambda a: a >= 0, ">= 0"), "finite": (lambda a: True, "finite")}
+
+
+def check_parameters(env: object, condition: str, **values: Any) -> None:
+    """Check constructor arguments of ``env`` (each a number or an array-like of numbers).
+
+    Every entry must be finite and satisfy ``condition``: ``"positive"`` (> 0),
+    ``"non_negative"`` (>= 0) or ``"finite"`` only.
+
+    :raises ValueError: naming ``env``'s class, the first bad argument and its value
+    """
+    if condition not in _CONDITIONS:
+        raise ValueError(f"condition must be one of {sorted(_CONDITIONS)}, got {condition!r}")
+    holds, wording = _CONDITIONS[condition]
+    for name, value in values.items():
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{type(env).__name__}: {name} must be a number or numbers, got {value!r}") from exc
+        if not (np.all(np.isfinite(array)) and np.all(holds(array))):
+            what = "finite" if condition == "finite" else f"finite and {wording}"
+            raise ValueError(f"{type(env).__name__}: {name} must be {what}, got {value!r}")
+
+
 def wrap_angles(x: np.ndarray, angle_dims: tuple[int, ...]) -> np.ndarray:
     """Map the entries ``angle_dims`` of ``x`` (shape (..., nx)) into [-pi, pi)."""
     if not angle_dims:
@@ -124,11 +149,14 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"{type(self).__name__} has no render modes, got render_mode={render_mode!r}")
+        check_parameters(self, "positive", dt=self.dt)  # before any model reads it (Crocoddyl would replace it)
         self.render_mode = render_mode
         self.action_low = np.asarray(action_low, dtype=np.float64).reshape(self.nu)
         self.action_high = np.asarray(action_high, dtype=np.float64).reshape(self.nu)
-        if np.any(self.action_low >= self.action_high):
-            raise ValueError(f"action bounds must satisfy low < high, got {self.action_low} and {self.action_high}")
+        if np.any(np.isnan(self.action_low)) or np.any(np.isnan(self.action_high)) or np.any(self.action_low >= self.action_high):
+            raise ValueError(f"{type(self).__name__}: action bounds must satisfy low < high, got {self.action_low} and {self.action_high}")
+        if np.any(np.isnan(state_bound)) or np.any(np.asarray(state_bound) <= 0):
+            raise ValueError(f"{type(self).__name__}: state_bound must be > 0 (inf allowed), got {state_bound}")
         self.action_space = spaces.Box(
             self.action_low.astype(np.float32), self.action_high.astype(np.float32), dtype=np.float32
         )
@@ -209,11 +237,20 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Sample the start state from ``sample_states`` with ``self.np_random``.
 
-        ``options={"state": x0}`` starts from a given state instead.
+        ``options={"state": x0}`` starts from a given state instead; a ``ValueError`` says when it is
+        not a finite (nx,) vector or when one step of the model from it (zero control) is not finite.
         """
         super().reset(seed=seed)
         if options is not None and "state" in options:
-            self.state = self.check_state(options["state"], "options['state']").copy()
+            x = self.check_state(options["state"], "options['state']").copy()
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what is checked here
+                x_next, cost = self._transition(x, np.zeros(self.nu))
+            if not (np.all(np.isfinite(x_next)) and np.isfinite(cost)):
+                raise ValueError(
+                    f"{type(self).__name__}: options['state'] = {x} is out of the model's range: a step from it with "
+                    f"zero control gives x_next = {x_next}, cost = {cost}"
+                )
+            self.state = x
         else:
             self.state = self.sample_states(1, self.np_random)[0]
         return self.state.copy(), {}
@@ -249,6 +286,21 @@ class CrocoddylEnv(DifferentiableEnv):
         self._data = self._model.createData()
         self._tmodel = self.terminal_model()
         self._tdata = self._tmodel.createData()
+        self._check_model_is_finite()
+
+    def _check_model_is_finite(self) -> None:
+        """Evaluate the models once at ``goal_state`` (else the origin) with zero control: a NaN
+        or a zero mass among the arguments shows up there as a non-finite value (``ValueError``)."""
+        x = np.zeros(self.nx) if self.goal_state is None else np.asarray(self.goal_state, dtype=np.float64)
+        data = self._calc_diff(x, np.zeros(self.nu))
+        self._tmodel.calc(self._tdata, x)
+        self._tmodel.calcDiff(self._tdata, x)
+        values = [data.xnext, data.cost, data.Fx, data.Fu, data.Lx, data.Lu, data.Lxx, data.Luu, self._tdata.cost, self._tdata.Lx]
+        if not all(np.all(np.isfinite(v)) for v in values):
+            raise ValueError(
+                f"{type(self).__name__}: the model is not finite at x={x}, u=0 (x_next={data.xnext}, cost={data.cost}); "
+                "check the constructor's arguments (a NaN, a zero mass or length?)"
+            )
 
     @abc.abstractmethod
     def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract: ...
@@ -309,13 +361,31 @@ class CrocoddylEnv(DifferentiableEnv):
         return self._tdata.Lx.reshape(self.nx).copy(), self._tdata.Lxx.reshape(self.nx, self.nx).copy()
 
 
-def _put(target: np.ndarray, value: np.ndarray) -> None:
-    """Write ``value`` into a Crocoddyl data buffer in place (eigenpy returns n x 1 blocks as 1-D)."""
+def _put(target: np.ndarray, value: Any, name: str = "value") -> None:
+    """Write ``value`` into a Crocoddyl data buffer in place (eigenpy returns n x 1 blocks as 1-D).
+
+    :raises ValueError: naming ``name`` when ``value`` has not the buffer's number of entries
+    """
+    value = np.asarray(value, dtype=np.float64)
+    if value.size != target.size:
+        raise ValueError(f"{name} must have {target.size} entries (shape {target.shape}), got shape {value.shape}")
     target[...] = np.reshape(value, target.shape)
+
+
+#: the data buffers written by ``calc`` and by ``calcDiff`` of an action model
+_CALC_BUFFERS = ("xnext",)
+_CALC_DIFF_BUFFERS = ("Fx", "Fu", "Lx", "Lu", "Lxx", "Lxu", "Luu")
 
 
 class NumpyActionModel(crocoddyl.ActionModelAbstract):
     """A Python Crocoddyl action model over a :class:`NumpySystemEnv`'s numpy functions.
+
+    **Exceptions.** An exception cannot cross Crocoddyl's C++ (it aborts the interpreter), so
+    ``calc``/``calcDiff`` catch whatever a hook raises (or a hook's output of the wrong size, a
+    ``ValueError`` naming the hook), keep the first in :attr:`error` and fill the data with NaN:
+    the solve fails numerically and returns. Until the error is taken, later calls skip the
+    hooks and write NaN. :class:`dvp_rl.ocp.OptimalControlProblem` takes it with
+    :meth:`take_error` after each solve and re-raises it with its original traceback.
 
     :param env: the system whose ``_dynamics``/``_cost``/... hooks are evaluated
     :param cost_scale: factor applied to the cost and its derivatives (discount)
@@ -327,35 +397,68 @@ class NumpyActionModel(crocoddyl.ActionModelAbstract):
         self.env = env
         self.cost_scale = float(cost_scale)
         self.terminal = terminal
+        #: the first exception raised by a hook since the last :meth:`take_error`
+        self.error: BaseException | None = None
+
+    def take_error(self) -> BaseException | None:
+        """Return the exception a hook raised inside ``calc``/``calcDiff`` (``None`` if none) and clear it."""
+        error, self.error = self.error, None
+        return error
 
     def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        if u is None or self.terminal:
-            data.cost = self.cost_scale * self.env._terminal_cost(x)
-            _put(data.xnext, x)
-        else:
-            _put(data.xnext, self.env._dynamics(x, u))
-            data.cost = self.cost_scale * self.env._cost(x, u)
+        if self.error is None:
+            try:
+                self._calc(data, x, u)
+                return
+            except BaseException as exc:  # noqa: BLE001 (kept, and re-raised by the solve's caller)
+                self.error = exc
+        data.cost = np.nan
+        _fill_nan(data, _CALC_BUFFERS)
 
     def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        s = self.cost_scale
+        if self.error is None:
+            try:
+                self._calc_diff(data, x, u)
+                return
+            except BaseException as exc:  # noqa: BLE001 (kept, and re-raised by the solve's caller)
+                self.error = exc
+        _fill_nan(data, _CALC_DIFF_BUFFERS)
+
+    def _calc(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None:
+        env, owner = self.env, type(self.env).__name__
         if u is None or self.terminal:
-            Lx, Lxx = self.env._terminal_cost_derivatives(x)
-            _put(data.Lx, s * Lx)
-            _put(data.Lxx, s * Lxx)
-            _put(data.Fx, np.eye(self.env.nx))
+            data.cost = self.cost_scale * float(env._terminal_cost(x))
+            _put(data.xnext, x)
         else:
-            Fx, Fu = self.env._dynamics_derivatives(x, u)
-            Lx, Lu, Lxx, Lxu, Luu = self.env._cost_derivatives(x, u)
-            _put(data.Fx, Fx)
-            _put(data.Fu, Fu)
-            _put(data.Lx, s * Lx)
-            _put(data.Lu, s * Lu)
-            _put(data.Lxx, s * Lxx)
-            _put(data.Lxu, s * Lxu)
-            _put(data.Luu, s * Luu)
+            _put(data.xnext, env._dynamics(x, u), f"{owner}._dynamics(x, u)")
+            data.cost = self.cost_scale * float(env._cost(x, u))
+
+    def _calc_diff(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None:
+        env, owner, s = self.env, type(self.env).__name__, self.cost_scale
+        if u is None or self.terminal:
+            _put_all(data, ("Lx", "Lxx"), env._terminal_cost_derivatives(x), s, f"{owner}._terminal_cost_derivatives(x)")
+            _put(data.Fx, np.eye(env.nx))
+        else:
+            _put_all(data, ("Fx", "Fu"), env._dynamics_derivatives(x, u), 1.0, f"{owner}._dynamics_derivatives(x, u)")
+            _put_all(data, ("Lx", "Lu", "Lxx", "Lxu", "Luu"), env._cost_derivatives(x, u), s, f"{owner}._cost_derivatives(x, u)")
 
     def createData(self) -> crocoddyl.ActionDataAbstract:
         return crocoddyl.ActionDataAbstract(self)
+
+
+def _put_all(data: Any, names: tuple[str, ...], values: Any, scale: float, hook: str) -> None:
+    """Write ``scale * values[i]`` into the buffer ``names[i]`` of ``data``; a clear ``ValueError`` names ``hook``
+    when it returned another number of arrays or an array of the wrong size."""
+    values = tuple(values)
+    if len(values) != len(names):
+        raise ValueError(f"{hook} must return {len(names)} arrays {names}, got {len(values)}")
+    for i, (name, value) in enumerate(zip(names, values)):
+        _put(getattr(data, name), scale * np.asarray(value, dtype=np.float64), f"{hook}[{i}] ({name})")
+
+
+def _fill_nan(data: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        getattr(data, name)[...] = np.nan
 
 
 class NumpySystemEnv(DifferentiableEnv):
@@ -399,4 +502,6 @@ def uniform_box(n: int, low: np.ndarray, high: np.ndarray, rng: np.random.Genera
         raise ValueError(f"n must be >= 0, got {n}")
     low = np.asarray(low, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low <= high)):
+        raise ValueError(f"the start box must be finite with low <= high, got low={low}, high={high}")
     return as_generator(rng).uniform(low, high, size=(int(n), low.size))

@@ -8,7 +8,7 @@ import crocoddyl
 import numpy as np
 import pinocchio
 
-from envs.base import reject_unknown_kwargs, uniform_box
+from envs.base import check_parameters, reject_unknown_kwargs, uniform_box
 from envs.multibody import CostTerm, MultibodyEnv, SelectedJointsActuation, add_body, rod_inertia
 
 
@@ -75,6 +75,9 @@ class CartPoleEnv(MultibodyEnv):
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
+        check_parameters(self, "positive", cart_mass=cart_mass, pole_mass=pole_mass, pole_half_length=pole_half_length)
+        check_parameters(self, "finite", g=g)
+        check_parameters(self, "non_negative", w_state=w_state, w_force=w_force, w_terminal=w_terminal, start_bound=start_bound)
         self.cart_mass, self.pole_mass = float(cart_mass), float(pole_mass)
         self.pole_half_length, self.g, self.dt = float(pole_half_length), float(g), float(dt)
         self.w_state = np.asarray(w_state, dtype=np.float64).reshape(4)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import NumpySystemEnv, reject_unknown_kwargs, uniform_box
+from envs.base import NumpySystemEnv, check_parameters, reject_unknown_kwargs, uniform_box
 
 
 class LinearQuadraticEnv(NumpySystemEnv):
@@ -60,6 +60,8 @@ class LinearQuadraticEnv(NumpySystemEnv):
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
+        check_parameters(self, "positive", dt=dt)  # before A and B are built from it
+        check_parameters(self, "non_negative", q=q, r=r, w_terminal=w_terminal, start_bound=start_bound)
         self.dt = float(dt)
         self.A = np.array([[1.0, self.dt], [0.0, 1.0]])
         self.B = np.array([[0.5 * self.dt**2], [self.dt]])

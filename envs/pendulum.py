@@ -92,7 +92,7 @@ class PendulumEnv(MultibodyEnv):
     gauss_newton_hessian = True
     value_horizon = 300  # 15 s: swing-ups take under 5 s
     goal_state = (0.0, 0.0)  # upright at rest: zero cost, an equilibrium with zero torque
-    # local optima: at T=50 the first four miss the best swing for 40 of 100 states, the continuation for 15
+    # local optima: the swing direction and the number of pumps (docs/REPRODUCTION.md measures the guesses)
     ddp_guesses = ("hold", "zero_rollout", "push_plus", "push_minus", "continuation")
 
     def __init__(

@@ -7,7 +7,7 @@ from typing import Any
 import crocoddyl
 import numpy as np
 
-from envs.base import CrocoddylEnv, reject_unknown_kwargs, uniform_box
+from envs.base import CrocoddylEnv, check_parameters, reject_unknown_kwargs, uniform_box
 
 
 class UnicycleEnv(CrocoddylEnv):
@@ -64,6 +64,7 @@ class UnicycleEnv(CrocoddylEnv):
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
+        check_parameters(self, "non_negative", w_state=w_state, w_control=w_control, w_terminal=w_terminal, start_bound=start_bound)
         self.dt = float(dt)
         self.w_state, self.w_control, self.w_terminal = float(w_state), float(w_control), float(w_terminal)
         self.start_bound = float(start_bound)

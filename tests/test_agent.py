@@ -8,11 +8,10 @@ import scipy.linalg
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 
+import envs
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import CheckpointError
 from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.sampling import make_env
-from dvp_rl.terminal import value_terminal
 from dvp_rl.value_networks import numpy_value
 
 TINY = dict(horizon=10, n_samples=60, max_epochs=15, polish_steps=10, n_validation=20, net_arch=(16, 16))
@@ -53,7 +52,6 @@ def test_save_load_gives_identical_predict_and_value(tmp_path):
     np.testing.assert_array_equal(loaded.value(X), agent.value(X))
     for a, b in zip(agent.value_derivatives(X), loaded.value_derivatives(X)):
         np.testing.assert_array_equal(a, b)
-    agent._warm_starts.clear()
     np.testing.assert_array_equal(loaded.predict(X[0])[0], agent.predict(X[0])[0])
     assert loaded.iteration == 1 and loaded.num_timesteps == agent.num_timesteps > 0
     with zipfile.ZipFile(path) as archive:
@@ -107,7 +105,7 @@ def test_callback_returning_false_stops_learn():
 
 def test_evaluate_policy_runs_mpc():
     agent = tiny_agent(mpc_horizon=5).learn(1)
-    env = make_env("dvp_rl/Unicycle-v0", {"max_episode_steps": 10})
+    env = envs.make("dvp_rl/Unicycle-v0", {"max_episode_steps": 10})
     mean, std = evaluate_policy(agent, env, n_eval_episodes=2)
     assert np.isfinite(mean) and mean < 0
 
@@ -196,7 +194,7 @@ def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
     agent.learn(1, reset_num_timesteps=False)
     states, batch = agent.recorded
     env = agent.system
-    ocp = OptimalControlProblem(env, agent.horizon, agent.gamma, value_terminal(arrays, env.nx, env.nu), agent.max_iter, agent.th_stop)
+    ocp = OptimalControlProblem(env, agent.horizon, agent.gamma, arrays, agent.max_iter, agent.th_stop)
     goal = np.zeros(env.nx)
     hold = agent.gamma**agent.horizon * float(numpy_value(arrays, goal[None])[0])
     from_goal = ocp.solve_best(goal, env.ddp_guesses)
@@ -212,8 +210,41 @@ def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
 
 
 def test_a_goal_state_that_is_not_a_zero_cost_equilibrium_is_rejected():
-    env = make_env("dvp_rl/Unicycle-v0")
+    env = envs.make("dvp_rl/Unicycle-v0")
     env.unwrapped.goal_state = (1.0, 0.0, 0.0)  # costs 50 per step
     with pytest.raises(ValueError, match="not a zero-cost equilibrium"):
         DVP(env, **{**TINY, "checkpoint_dir": None})
     assert DVP(env, **{**TINY, "checkpoint_dir": None, "anchor_goal": False}).anchor_goal is False
+
+
+def test_a_gymnasium_id_with_a_twin_trains_on_the_twin_and_acts_in_the_real_env(tmp_path):
+    import gymnasium as gym
+
+    agent = DVP("Pendulum-v1", horizon=10, n_samples=30, max_epochs=5, polish_steps=0, n_validation=10, net_arch=(8,),
+                n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+    assert (agent.env_id, agent.real_env_id) == ("dvp_rl/Pendulum-v0", "Pendulum-v1") and agent.env_kwargs["cost"] == "gymnasium"
+    real = gym.make("Pendulum-v1")
+    obs, _ = real.reset(seed=3)
+    action, _ = agent.predict(obs)
+    state = np.array([np.arctan2(obs[1], obs[0]), obs[2]])
+    assert action.shape == (1,) and action.dtype == np.float32
+    np.testing.assert_array_equal(action, agent.controller().predict(state[None])[0].astype(np.float32))
+    mean, _ = evaluate_policy(agent, real, n_eval_episodes=1)
+    assert np.isfinite(mean) and agent.get_env().observation_space.shape == (3,)
+    loaded = DVP.load(agent.save(tmp_path / "pendulum"))
+    assert loaded.real_env_id == "Pendulum-v1" and loaded.twin.real_id == "Pendulum-v1"
+    with pytest.raises(ValueError, match="unit circle"):
+        agent.predict(np.array([2.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match=r"supported ids: \['Pendulum-v1'"):
+        DVP("CartPole-v1", checkpoint_dir=None)
+    with pytest.raises(ValueError, match="max_speed"):
+        DVP(_fast_pendulum(), checkpoint_dir=None)
+
+
+def _fast_pendulum():
+    """A Pendulum-v1 whose speed bound differs from the twin's (the twin does not model it)."""
+    import gymnasium as gym
+
+    env = gym.make("Pendulum-v1")
+    env.unwrapped.max_speed = 20.0
+    return env

@@ -14,12 +14,13 @@ from dvp_rl.benchmark import (
     METRICS,
     PPO_ALGORITHM,
     BenchmarkConfig,
+    RunResult,
     EvalRecord,
     Task,
     TrainingClock,
     run_benchmark,
+    compare_targets,
     train_and_evaluate,
-    transitions_at,
     value_at,
 )
 from dvp_rl.cli import main
@@ -27,7 +28,7 @@ from dvp_rl.ground_truth import ground_truth
 from tests.conftest import make_unwrapped
 
 ENV_ID = "dvp_rl/Unicycle-v0"
-COMPARE_TAGS = ("value_mse", "value_rel_mse", "closed_loop_cost")
+COMPARE_TAGS = ("value_mse", "value_rel_mse", "log10_value_mse", "log10_value_rel_mse", "closed_loop_cost")
 FIGURES = ("value_maps", "closed_loop", "value_error")
 
 
@@ -65,7 +66,9 @@ def test_both_algorithms_log_the_same_compare_tags(run, algo):
         assert f"compare/{tag}" in tags and f"compare_wallclock/{tag}" in tags
     mse = events.Scalars("compare/value_mse")
     assert len(mse) >= 3  # before training, during, final
-    assert mse[0].step == 0 and mse[-1].step > 0  # step = simulator transitions
+    assert mse[0].step == 0 and mse[-1].step > 0  # step = the algorithm's samples
+    log_mse = events.Scalars("compare/log10_value_mse")
+    np.testing.assert_allclose([e.value for e in log_mse], np.log10([e.value for e in mse]), rtol=1e-5)
     milliseconds = [e.step for e in events.Scalars("compare_wallclock/value_mse")]
     assert milliseconds == sorted(milliseconds) and len(milliseconds) == len(mse)
     # the closed loop at every 2nd evaluation and always at the end
@@ -89,13 +92,13 @@ def test_summary_holds_every_metric_for_both(run):
         assert env["runs"][algo][0]["history"][0]["transitions"] == 0
         assert env["runs"][algo][0]["stopped_by_budget"] is False  # both spent their own budget
     assert set(env["ratios_ppo_over_dvp"]) == set(METRICS)
-    assert env["metrics"]["PPO"]["transitions"]["mean"] == 2048
-    assert env["metrics"]["DVP"]["transitions"]["mean"] > 0
+    assert env["metrics"]["PPO"]["env_interactions"]["mean"] == 2048 and env["metrics"]["PPO"]["model_evaluations"]["mean"] == 0
+    assert env["metrics"]["DVP"]["env_interactions"]["mean"] == 0 and env["metrics"]["DVP"]["model_evaluations"]["mean"] > 0
     assert env["ground_truth_horizon"] == 30
     assert isinstance(env["targets"]["met"], bool)
     assert math.isfinite(env["targets"]["error_ratio"]["mean"])
     text = (run / "summary.md").read_text()
-    assert ENV_ID in text and "Targets" in text and "PPO / DVP" in text
+    assert ENV_ID in text and "Target" in text and "PPO / DVP" in text and "env interactions" in text
 
 
 def test_figures_exist_as_png_and_in_tensorboard(run):
@@ -110,7 +113,14 @@ def test_equal_wallclock_lookups():
     history = [EvalRecord(0, 0.0, 9.0, 1.0, 5.0), EvalRecord(100, 2.0, 4.0, 0.5, math.nan), EvalRecord(300, 4.0, 1.0, 0.1, 3.0)]
     assert value_at(history, 3.9).value_mse == 4.0
     assert value_at(history, 4.0).value_mse == 1.0
-    assert transitions_at(history, 3.0) == pytest.approx(200.0)
+
+    def run_of(algo, records):
+        return RunResult(algo, 0, records, records[-1].transitions, records[-1].wallclock_s, 0.0, None, {}, False)
+
+    dvp = run_of("DVP", [EvalRecord(0, 0.0, 9.0, 1.0, 5.0), EvalRecord(10**6, 1.5, 0.01, 1e-3, 3.0)])
+    targets = compare_targets(dvp, run_of("PPO", history))
+    assert targets["equal_wallclock_s"] == 1.5 and targets["error_ratio"] == pytest.approx(9.0 / 0.01)
+    assert targets["wallclock_to_match"] == 1.5 and targets["match_ratio"] == pytest.approx(4.0 / 1.5)
 
 
 def test_training_clock_leaves_out_paused_time():

@@ -190,6 +190,50 @@ def test_reset_from_a_given_state():
 
 
 @pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+def test_reset_refuses_a_state_the_model_overflows_at(env_id):
+    env = gym.make(env_id)
+    with pytest.raises(ValueError, match=r"options\['state'\] = .* is out of the model's range"):  # was NaN or inf later
+        env.reset(options={"state": np.full(env.unwrapped.nx, 1e300)})
+    with pytest.raises(ValueError, match="finite"):
+        env.reset(options={"state": np.full(env.unwrapped.nx, np.nan)})
+
+
+NAN = float("nan")
+BAD_ARGUMENTS = [
+    ("dvp_rl/Pendulum-v0", {"dt": 0.0}, "dt must be finite and > 0"),  # Crocoddyl warned and used 1e-3
+    ("dvp_rl/Pendulum-v0", {"dt": -0.05}, "dt must be finite and > 0"),
+    ("dvp_rl/Pendulum-v0", {"dt": NAN}, "dt must be finite and > 0"),
+    ("dvp_rl/Pendulum-v0", {"m": 0.0}, "the model is not finite"),
+    ("dvp_rl/Pendulum-v0", {"l": 0.0}, "the model is not finite"),
+    ("dvp_rl/Pendulum-v0", {"g": NAN}, "the model is not finite"),
+    ("dvp_rl/Pendulum-v0", {"w_angle": NAN}, "the model is not finite"),
+    ("dvp_rl/Pendulum-v0", {"max_torque": NAN}, "action bounds"),
+    ("dvp_rl/CartPole-v0", {"dt": -0.02}, "dt must be finite and > 0"),
+    ("dvp_rl/CartPole-v0", {"cart_mass": 0.0}, "cart_mass must be finite and > 0"),
+    ("dvp_rl/CartPole-v0", {"pole_mass": -0.1}, "pole_mass must be finite and > 0"),
+    ("dvp_rl/CartPole-v0", {"pole_half_length": NAN}, "pole_half_length must be finite and > 0"),
+    ("dvp_rl/CartPole-v0", {"g": NAN}, "g must be finite"),
+    ("dvp_rl/CartPole-v0", {"w_state": (1.0, NAN, 0.1, 0.1)}, "w_state must be finite and >= 0"),
+    ("dvp_rl/CartPole-v0", {"start_bound": (1.0, -0.3, 0.5, 0.5)}, "start_bound must be finite and >= 0"),
+    ("dvp_rl/Unicycle-v0", {"dt": 0.0}, "dt must be finite and > 0"),  # was Crocoddyl's bare Exception
+    ("dvp_rl/Unicycle-v0", {"w_control": -1.0}, "w_control must be finite and >= 0"),
+    ("dvp_rl/Unicycle-v0", {"start_bound": NAN}, "start_bound must be finite and >= 0"),
+    ("dvp_rl/Unicycle-v0", {"max_speed": NAN}, "action bounds"),
+    ("dvp_rl/LinearQuadratic-v0", {"dt": -1.0}, "dt must be finite and > 0"),
+    ("dvp_rl/LinearQuadratic-v0", {"q": (1.0, -1.0)}, "q must be finite and >= 0"),
+    ("dvp_rl/LinearQuadratic-v0", {"r": NAN}, "r must be finite and >= 0"),
+    ("dvp_rl/LinearQuadratic-v0", {"q": ("a", 1.0)}, "q must be a number or numbers"),
+]
+
+
+@pytest.mark.parametrize("env_id, kwargs, message", BAD_ARGUMENTS)
+def test_bad_constructor_arguments_are_clear_value_errors(env_id, kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        gym.make(env_id, **kwargs)
+    assert type(make_unwrapped(env_id)).__name__ in str(info.value)  # the message names the env
+
+
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
 def test_sample_states_is_seeded_and_shaped(env_id):
     env = make_unwrapped(env_id)
     a = env.sample_states(7, 5)

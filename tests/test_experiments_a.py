@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dvp_rl.experiments import get_experiment
+from dvp_rl.experiments.common import ground_truth_cache
 from dvp_rl.experiments.noise import NoisyFirstFitDVP
 from dvp_rl.ocp import BatchSolveResult
 from tests.conftest import check_experiment_outputs
@@ -16,12 +17,17 @@ FIGURES = {
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
-def test_quick_run_writes_every_output(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the ground-truth cache (runs/ground_truth) lands in tmp_path
+def test_quick_run_writes_every_output(name, tmp_path):
     out = tmp_path / name
     table = get_experiment(name)(out, seeds=(0,), quick=True)
     markdown, _ = check_experiment_outputs(out, table, FIGURES[name])
     assert "| --- |" not in markdown and "n/a" not in markdown
+    assert list((tmp_path / "ground_truth").glob("*.npz"))  # the default cache: next to the output folder
+
+
+def test_ground_truth_cache_folder(tmp_path):
+    assert ground_truth_cache(tmp_path / "runs" / "convergence") == tmp_path / "runs" / "ground_truth"
+    assert ground_truth_cache(tmp_path / "out", tmp_path / "elsewhere") == tmp_path / "elsewhere"
 
 
 def _fake_batch(rng, n=4000, nx=3):

@@ -25,11 +25,13 @@ def test_quick_run_writes_outputs(name: str, tmp_path: Path) -> None:
     markdown, saved = check_experiment_outputs(tmp_path, table, FIGURES[name])
     check_finite(saved)
     assert saved["seeds"] == [0, 1]
-    if name == "mpc":  # the issue's target is checked and reported
+    if name == "mpc":  # the settings' target is checked and reported
         assert "Target" in markdown
         for check in saved["target"].values():
             assert isinstance(check["met_wall"], bool) and isinstance(check["met_nodes"], bool)
-
+    if name == "architecture":  # the fit's hook recorded every epoch (nothing stopped it early)
+        for curves in saved["mean_curves"].values():
+            assert all(len(values) == saved["settings"]["epochs"] for values in curves.values())
 
 
 def test_rerun_replaces_a_runs_tensorboard_events(tmp_path: Path) -> None:

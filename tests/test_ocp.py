@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dvp_rl.ocp import OptimalControlProblem, solve_ocp
+from envs.linear_quadratic import LinearQuadraticEnv
 from tests.conftest import make_unwrapped
 
 
@@ -146,3 +147,69 @@ def test_continuation_guess_escapes_the_long_horizon_local_optimum():
     assert short.cost <= cont.cost + 1e-9
     # its transitions are counted: more than the long solve's own
     assert cont.n_transitions > ocp.solve(x0, *ocp.initial_guess(x0, "continuation")).n_transitions
+
+
+class RaisingLinearQuadraticEnv(LinearQuadraticEnv):
+    """The LQ env whose hook ``hook`` misbehaves from states with position above 0.5: it raises
+    ``error`` (an exception instance), or returns ``bad`` instead of its value when ``error`` is None."""
+
+    def __init__(self, hook: str, error: BaseException | None = None, bad: object = None) -> None:
+        super().__init__(w_terminal=1.0)
+        self.hook, self.error, self.bad = hook, error, bad
+
+    def _misbehaving(self, name: str, x: np.ndarray, value: object) -> object:
+        if name != self.hook or x[0] <= 0.5:
+            return value
+        if self.error is not None:
+            raise self.error
+        return self.bad
+
+    def _dynamics(self, x, u):
+        return self._misbehaving("_dynamics", x, super()._dynamics(x, u))
+
+    def _cost(self, x, u):
+        return self._misbehaving("_cost", x, super()._cost(x, u))
+
+    def _dynamics_derivatives(self, x, u):
+        return self._misbehaving("_dynamics_derivatives", x, super()._dynamics_derivatives(x, u))
+
+    def _cost_derivatives(self, x, u):
+        return self._misbehaving("_cost_derivatives", x, super()._cost_derivatives(x, u))
+
+    def _terminal_cost(self, x):
+        return self._misbehaving("_terminal_cost", x, super()._terminal_cost(x))
+
+
+HOOKS = ("_dynamics", "_cost", "_dynamics_derivatives", "_cost_derivatives", "_terminal_cost")
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("error", [ValueError("user bug"), RuntimeError("user bug"), ZeroDivisionError("user bug"), KeyError("user bug")])
+def test_an_exception_of_the_env_reaches_the_caller_with_its_traceback(hook, error):
+    # Before: the exception crossed Crocoddyl's C++ and aborted the interpreter (exit code 134)
+    env = RaisingLinearQuadraticEnv(hook, error)
+    ocp = OptimalControlProblem(env, 10, terminal="env")
+    with pytest.raises(type(error), match="user bug") as info:
+        ocp.solve(np.array([0.8, 0.0]))
+    assert info.value is error
+    frames = [entry.name for entry in info.traceback]
+    assert frames[-1] == "_misbehaving" and hook in frames  # the user's own frames are kept
+    # the problem stays usable: a later solve that does not reach the bad states is a normal one
+    assert ocp.solve(np.array([-0.5, 0.0])).converged
+    with pytest.raises(type(error)):
+        solve_ocp(env, np.array([[-0.5, 0.0], [0.8, 0.0]]), 10)
+
+
+@pytest.mark.parametrize("hook, bad, message", [
+    ("_dynamics", np.zeros(3), r"RaisingLinearQuadraticEnv._dynamics\(x, u\) must have 2 entries"),
+    ("_dynamics_derivatives", (np.eye(2),), r"_dynamics_derivatives\(x, u\) must return 2 arrays"),
+    ("_cost_derivatives", (np.zeros(2), np.zeros(1), np.eye(3), np.zeros((2, 1)), np.eye(1)), r"\[2\] \(Lxx\) must have 4 entries"),
+])  # fmt: skip
+def test_a_wrong_shape_from_the_env_is_a_clear_error(hook, bad, message):
+    with pytest.raises(ValueError, match=message):
+        solve_ocp(RaisingLinearQuadraticEnv(hook, bad=bad), np.array([0.8, 0.0]), 10)
+
+
+@pytest.mark.parametrize("hook, bad", [("_dynamics", np.full(2, np.nan)), ("_cost", np.nan), ("_dynamics_derivatives", (np.eye(2), np.full((2, 1), np.nan)))])
+def test_nan_from_the_env_is_a_failed_solve_not_an_error(hook, bad):
+    assert not solve_ocp(RaisingLinearQuadraticEnv(hook, bad=bad), np.array([0.8, 0.0]), 10).converged

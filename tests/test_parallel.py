@@ -2,6 +2,7 @@
 workers and hung solves are reported, counted and resampled without losing finished work."""
 
 import os
+import signal
 import sys
 import time
 
@@ -12,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from dvp_rl.agent import DVP
 from dvp_rl.ground_truth import ground_truth
-from dvp_rl.sampling import SolverPool, SolveSpec, default_workers, make_pool, solve_states
+from dvp_rl.sampling import ParallelConfig, SolverPool, SolveSpec, default_workers, solve_states
 from dvp_rl.value_networks import make_value_network
 from envs.linear_quadratic import LinearQuadraticEnv
 
@@ -23,12 +24,16 @@ TIMEOUT = 1.0  # s; a healthy solve here takes about a millisecond
 
 class FaultyLinearQuadraticEnv(LinearQuadraticEnv):
     """The LQ env with start states on a grid; its dynamics end the process (``os._exit(3)``)
-    when evaluated at a state of ``crash_at`` and hang at a state of ``hang_at``."""
+    when evaluated at a state of ``crash_at``, hang at a state of ``hang_at``, raise a
+    ``ValueError`` (a bug of the user's env) at a state of ``raise_at``, and have the process
+    killed by ``SIGKILL`` (as the OOM killer does) at a state of ``kill_at``."""
 
-    def __init__(self, crash_at=(), hang_at=(), grid: float = 0.5, **kwargs) -> None:
+    def __init__(self, crash_at=(), hang_at=(), raise_at=(), kill_at=(), grid: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.crash_at = [np.asarray(x, dtype=np.float64) for x in crash_at]
         self.hang_at = [np.asarray(x, dtype=np.float64) for x in hang_at]
+        self.raise_at = [np.asarray(x, dtype=np.float64) for x in raise_at]
+        self.kill_at = [np.asarray(x, dtype=np.float64) for x in kill_at]
         self.grid = float(grid)
 
     def sample_states(self, n, rng=None):
@@ -39,6 +44,10 @@ class FaultyLinearQuadraticEnv(LinearQuadraticEnv):
             os._exit(3)
         if any(np.array_equal(x, h) for h in self.hang_at):
             time.sleep(3600)
+        if any(np.array_equal(x, r) for r in self.raise_at):
+            raise ValueError(f"user bug in _dynamics at {x}")
+        if any(np.array_equal(x, k) for k in self.kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
         return super()._dynamics(x, u)
 
 
@@ -90,7 +99,7 @@ def check_lost_and_resampled(pool: SolverPool, chunk_size: int) -> None:
 
 
 def test_local_pool_isolates_reports_and_resamples_lost_solves(caplog):
-    with make_pool(2, solve_timeout=TIMEOUT) as pool:
+    with SolverPool(2, solve_timeout=TIMEOUT) as pool:
         check_lost_and_resampled(pool, chunk_size=4)  # the faulty states share chunks with healthy ones
         # the pool goes on after replacing its dead workers
         X = faulty_states()[:4]
@@ -101,7 +110,8 @@ def test_local_pool_isolates_reports_and_resamples_lost_solves(caplog):
 
 def test_ground_truth_keeps_lost_states_unconverged_and_uncached(tmp_path):
     states = faulty_states()
-    truth = ground_truth(FAULTY_ID, states, horizon=10, env_kwargs=FAULTS, cache_dir=tmp_path, n_workers=2, solve_timeout=TIMEOUT)
+    truth = ground_truth(FAULTY_ID, states, horizon=10, env_kwargs=FAULTS, cache_dir=tmp_path,
+                         parallel=ParallelConfig(2, solve_timeout=TIMEOUT))
     lost = np.zeros(len(states), dtype=bool)
     lost[[5, 9]] = True
     assert np.array_equal(~truth.converged, lost)
@@ -111,7 +121,7 @@ def test_ground_truth_keeps_lost_states_unconverged_and_uncached(tmp_path):
 
 def test_worker_exceptions_are_raised_not_counted():
     states = faulty_states()
-    with make_pool(2) as pool:
+    with SolverPool(2) as pool:
         with pytest.raises(ValueError, match="unknown env id"):
             solve_states(SolveSpec("dvp_rl/Nope-v0"), states, pool)
         bad = states.copy()
@@ -138,7 +148,7 @@ class RecordLostSolves(BaseCallback):
 def faulty_agent(**kwargs) -> DVP:
     """Crashes only: a hang costs ``TIMEOUT`` per try, and its handling is the crash's (tested above)."""
     return DVP(FAULTY_ID, env_kwargs={"crash_at": (CRASH,)}, horizon=5, n_samples=40, n_validation=10, net_arch=(8,), max_epochs=10,
-               polish_steps=5, solve_timeout=TIMEOUT, seed=3, checkpoint_dir=None, **kwargs)  # fmt: skip
+               polish_steps=5, parallel=ParallelConfig(solve_timeout=TIMEOUT), seed=3, checkpoint_dir=None, **kwargs)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -155,23 +165,27 @@ def test_agent_counts_and_resamples_lost_solves(local_faulty_run):
 
 def test_defaults_and_bad_settings():
     agent = DVP("dvp_rl/LinearQuadratic-v0", n_samples=10, checkpoint_dir=None)
-    assert agent.n_workers == default_workers() and agent.backend == "local" and agent.solve_timeout is None
+    assert agent.parallel == ParallelConfig(default_workers(), "local", None, None) and agent.n_workers == default_workers()
     with pytest.raises(ValueError, match="backend"):
-        make_pool(2, backend="spark")
+        SolverPool(2, backend="spark")
     with pytest.raises(ValueError, match="ray_address"):
-        make_pool(2, ray_address="auto")
+        SolverPool(2, ray_address="auto")
     with pytest.raises(ValueError, match="solve_timeout"):
-        make_pool(2, solve_timeout=0)
+        SolverPool(2, solve_timeout=0)
     with pytest.raises(ValueError, match="backend"):
-        DVP("dvp_rl/LinearQuadratic-v0", n_samples=10, backend="threads")
+        DVP("dvp_rl/LinearQuadratic-v0", n_samples=10, parallel=ParallelConfig(backend="threads"))
     with pytest.raises(ValueError, match="n_workers"):
         DVP("dvp_rl/LinearQuadratic-v0", n_samples=10, n_workers=0)
+    with pytest.raises(ValueError, match="conflicts"):
+        DVP("dvp_rl/LinearQuadratic-v0", n_samples=10, n_workers=2, parallel=ParallelConfig(n_workers=3))
+    assert ParallelConfig(1).in_process and ParallelConfig(1).make_pool() is None
+    assert not ParallelConfig(1, solve_timeout=5.0).in_process
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'dvp_rl\[ray\]'"):
-        make_pool(2, backend="ray")
+        SolverPool(2, backend="ray")
 
 
 def test_ray_gives_the_in_process_dataset(ray_session):
@@ -179,7 +193,7 @@ def test_ray_gives_the_in_process_dataset(ray_session):
     net = make_value_network("gauss_residual", 3, net_arch=(8,))
     spec = SolveSpec("dvp_rl/Unicycle-v0", {}, 20, 0.99, net.export())
     seen = []
-    with make_pool(backend="ray") as pool:
+    with SolverPool(backend="ray") as pool:
         assert pool.n_workers == 2  # the CPUs of the cluster
         distributed = solve_states(spec, X, pool, progress=seen.append, chunk_size=3)
     assert sum(seen) == len(X) and ray_session.is_initialized()  # a Ray it did not start stays up
@@ -191,16 +205,75 @@ def test_ray_gives_the_in_process_dataset(ray_session):
 def test_ray_isolates_reports_and_resamples_lost_solves(ray_session):
     # one state per task: every death costs a Ray worker restart (seconds), and the chunk
     # isolation above does not depend on the backend
-    with make_pool(2, backend="ray", solve_timeout=TIMEOUT) as pool:
+    with SolverPool(2, backend="ray", solve_timeout=TIMEOUT) as pool:
         check_lost_and_resampled(pool, chunk_size=1)
-    with make_pool(2, backend="ray") as pool, pytest.raises(ValueError, match="unknown env id"):
+    with SolverPool(2, backend="ray") as pool, pytest.raises(ValueError, match="unknown env id"):
         solve_states(SolveSpec("dvp_rl/Nope-v0"), np.zeros((3, 2)), pool)
 
 
 def test_agent_on_ray_learns_what_it_learns_locally(ray_session):
     settings = dict(horizon=5, n_samples=60, n_validation=10, net_arch=(8,), max_epochs=20, seed=0, checkpoint_dir=None)
     local = DVP("dvp_rl/LinearQuadratic-v0", n_workers=2, **settings).learn(2)
-    distributed = DVP("dvp_rl/LinearQuadratic-v0", backend="ray", **settings).learn(2, progress_bar=True)
+    distributed = DVP("dvp_rl/LinearQuadratic-v0", parallel=ParallelConfig(backend="ray"), **settings).learn(2, progress_bar=True)
     assert distributed.num_timesteps == local.num_timesteps
     X = local.system.sample_states(10, 7)
     np.testing.assert_allclose(distributed.value(X), local.value(X), rtol=1e-9)
+
+
+RAISE = KILL = (0.5, -0.5)  # a grid state that faulty_states() lacks
+
+
+def check_env_exception_reaches_the_caller(pool: SolverPool) -> None:
+    """A ``ValueError`` raised by the env's ``_dynamics`` in a worker reaches the caller with the
+    worker's traceback; it is neither lost nor resampled, and the pool goes on."""
+    states = faulty_states()
+    states[6] = RAISE
+    lost = []
+    with pytest.raises(ValueError, match="user bug in _dynamics") as info:  # before: the state was lost and resampled
+        solve_states(SolveSpec(FAULTY_ID, {"raise_at": (RAISE,)}, 5), states, pool, None, 4, lambda k: np.zeros((k, 2)), lost.append)
+    assert lost == []
+    cause = info.value.__cause__  # the local pool's _WorkerTraceback; Ray's own RayTaskError shows it in its message
+    assert "in _dynamics" in (str(cause) if cause is not None else str(info.value))
+    np.testing.assert_array_equal(solve_states(SolveSpec(FAULTY_ID, {}, 5), states[:4], pool).cost,
+                                  solve_states(SolveSpec("dvp_rl/LinearQuadratic-v0", {}, 5), states[:4]).cost)
+
+
+def test_an_exception_of_the_env_in_a_worker_reaches_the_caller():
+    # Before: the worker aborted (signal 6) and the state was silently resampled as lost
+    with SolverPool(2) as pool:
+        check_env_exception_reaches_the_caller(pool)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_learn_raises_the_exception_of_the_env(n_workers):
+    agent = DVP(FAULTY_ID, env_kwargs={"raise_at": (RAISE,)}, horizon=5, n_samples=40, n_validation=10, net_arch=(8,),
+                max_epochs=10, seed=3, checkpoint_dir=None, n_workers=n_workers)  # fmt: skip
+    with pytest.raises(ValueError, match="user bug in _dynamics"):
+        agent.learn(1)
+
+
+def check_killed_worker(pool: SolverPool, died: str) -> None:
+    """A worker killed (SIGKILL) in the middle of a chunk: the state at fault is reported lost and
+    resampled, every other state keeps its own result (its chunk-mates are solved again)."""
+    states = faulty_states()
+    states[6] = KILL
+    fresh = np.array([[0.25, -0.75]])
+    lost = []
+    batch = solve_states(SolveSpec(FAULTY_ID, {"kill_at": (KILL,)}, 5), states, pool, None, 4, lambda k: fresh[:k], lost.append)
+    assert [tuple(x.state) for x in lost] == [KILL] and died in lost[0].reason
+    states[6] = fresh[0]
+    np.testing.assert_array_equal(batch.x0, states)
+    reference = solve_states(SolveSpec("dvp_rl/LinearQuadratic-v0", {}, 5), states)
+    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
+        np.testing.assert_array_equal(getattr(batch, field), getattr(reference, field), err_msg=field)
+
+
+def test_local_worker_killed_mid_task_loses_only_its_state():
+    with SolverPool(2) as pool:
+        check_killed_worker(pool, "killed by signal 9")
+
+
+def test_ray_worker_killed_mid_task_loses_only_its_state(ray_session):
+    with SolverPool(2, backend="ray") as pool:
+        check_killed_worker(pool, "Ray worker died")
+        check_env_exception_reaches_the_caller(pool)  # an exception of the env is no fault: raised, not lost

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dvp_rl.sampling import SolveSpec, make_env, make_pool, solve_states
+import envs
+from dvp_rl.sampling import SolverPool, SolveSpec, solve_states
 from dvp_rl.value_networks import make_value_network
 from tests.conftest import make_unwrapped
 
@@ -15,7 +16,7 @@ def test_pool_gives_the_same_dataset_as_one_process():
     spec = SolveSpec("dvp_rl/Unicycle-v0", {}, 20, 0.99, net.export())
     local = solve_states(spec, X)
     seen = []
-    with make_pool(2) as pool:
+    with SolverPool(2) as pool:
         pooled = solve_states(spec, X, pool, progress=seen.append, chunk_size=5)
     assert sum(seen) == len(X)
     for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
@@ -34,8 +35,8 @@ def test_terminal_changes_reach_the_cached_problem():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="unknown env id"):
-        make_env("dvp_rl/Nope-v0")
+        envs.make("dvp_rl/Nope-v0")
     with pytest.raises(ValueError, match="n_workers"):
-        make_pool(0)
+        SolverPool(0)
     with pytest.raises(ValueError, match="shape"):
         solve_states(SolveSpec("dvp_rl/Unicycle-v0"), np.zeros(3))

@@ -1,20 +1,22 @@
 """Gauss-residual against feed-forward value networks on the same data (the paper's Fig. 8-9).
 
 Both architectures (paper: 3 x 64 tanh layers; the Gauss-residual ``V = ||r||^2`` with a
-residual of size 3) are fitted with the Sobolev loss (value and gradient weights 1) to the
-same solved unicycle states as :mod:`dvp_rl.experiments.sobolev_regression` (horizon-``T``
-DDP, zero terminal cost), from the same seeds. The fit is a plain Adam loop in this module
-with the loss of :func:`dvp_rl.sobolev.fit_value_network` (each term divided by the mean
-squared target of the training set), a fixed number of epochs and no early stopping, so
-that the training and validation losses of ``V`` and of ``Vx`` can be recorded after every
-epoch (:class:`~dvp_rl.sobolev.FitResult` keeps only the validation objective). Targets are
-divided by the mean training value, as in the Sobolev experiment (the feed-forward network's
-linear output would otherwise have to climb to values of a few hundred at Adam's step size).
+residual of size 3) are fitted with the Sobolev loss (value and gradient weights 1) to the same
+solved unicycle states as the ``sobolev`` experiment (horizon-``T`` DDP, zero terminal cost,
+:mod:`dvp_rl.experiments.value_fits`), from the same seeds. The experiment measures the
+package's own fit, :func:`dvp_rl.sobolev.fit_value_network`: Adam with the fit's learning-rate
+schedule for ``epochs`` epochs (a patience no run reaches, no L-BFGS polish), the fixed
+validation set as the fit's validation data (so the parameters kept are those of its best
+validation epoch), and an ``on_epoch`` hook (:class:`CurveRecorder`) that records the relative
+training and validation losses of ``V`` and of ``Vx`` after every epoch. The seconds per epoch
+exclude the hook's own evaluation and the fit's set-up. Targets are divided by the mean training
+value, as in the Sobolev experiment (the feed-forward network's linear output would otherwise
+have to climb to values of a few hundred at Adam's step size).
 
 Also measured: the gradient field ``(dV/dx, dV/dy)`` in the x-y plane at heading 0 against the
 solved truth on a grid (quiver maps, Fig. 9), and the time of one terminal-node evaluation
-``calc`` + ``calcDiff`` of :func:`dvp_rl.terminal.value_terminal` (``V``, ``Vx`` and ``Vxx``: the
-Gauss-residual's Gauss-Newton Hessian ``2 J^T J`` against the feed-forward's exact one),
+``calc`` + ``calcDiff`` of :class:`dvp_rl.terminal.ValueTerminalModel` (``V``, ``Vx`` and ``Vxx``:
+the Gauss-residual's Gauss-Newton Hessian ``2 J^T J`` against the feed-forward's exact one),
 which is what the DDP pays per terminal node.
 
 Outputs under ``runs/reproduce/architecture/``: ``training_curves.png`` (Fig. 8),
@@ -35,16 +37,15 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+import envs
 from dvp_rl.experiments import common
-from dvp_rl.experiments.sobolev_regression import (
-    ENV_ID, Dataset, make_network, network_errors, predict, solved_dataset, target_scale, validation_set,
-)  # fmt: skip
-from dvp_rl.sampling import make_env
-from dvp_rl.sobolev import SobolevWeights, torch_threads
-from dvp_rl.terminal import value_terminal
+from dvp_rl.experiments.value_fits import Dataset, make_network, network_errors, predict, solved_dataset, target_scale, validation_set
+from dvp_rl.sobolev import EpochInfo, FitConfig, SobolevWeights, fit_value_network, torch_threads
+from dvp_rl.terminal import ValueTerminalModel
 from dvp_rl.value_networks import VALUE_NETWORK_KINDS, ValueNetwork
 
 NAME = "architecture"
+ENV_ID = "dvp_rl/Unicycle-v0"
 LABELS = {"gauss_residual": "Gauss-residual", "feed_forward": "feed-forward"}
 COLORS = {"gauss_residual": "tab:blue", "feed_forward": "tab:orange"}
 
@@ -56,7 +57,7 @@ class Settings:
     ``horizon``: DDP horizon of the targets; ``n_train``: training states per seed;
     ``n_validation``: fixed validation states (the same as the Sobolev experiment's);
     ``net_arch``/``residual_dim``: both networks' hidden layers, the Gauss-residual's residual;
-    ``learning_rate``, ``batch_size``, ``epochs``: the Adam loop; ``grid``: points per side
+    ``learning_rate``, ``batch_size``, ``epochs``: the fit's; ``grid``: points per side
     of the x-y grid of the gradient field; ``timing_calls``: terminal evaluations timed.
     """
 
@@ -87,9 +88,53 @@ class Curves(NamedTuple):
     seconds_per_epoch: float
 
 
-def _relative_terms(net: ValueNetwork, x: torch.Tensor, V: torch.Tensor, Vx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _relative_terms(net: ValueNetwork, x: torch.Tensor, V: torch.Tensor, Vx: torch.Tensor) -> tuple[float, float]:
     pV, pVx = net.value_and_gradient(x, create_graph=False)
-    return ((pV - V) ** 2).mean() / (V**2).mean(), ((pVx - Vx) ** 2).sum(1).mean() / (Vx**2).sum(1).mean()
+    value = ((pV - V) ** 2).mean() / (V**2).mean()
+    gradient = ((pVx - Vx) ** 2).sum(1).mean() / (Vx**2).sum(1).mean()
+    return float(value.detach()), float(gradient.detach())
+
+
+class CurveRecorder:
+    """An ``on_epoch`` hook of :class:`~dvp_rl.sobolev.FitConfig` that records :class:`Curves`.
+
+    After every epoch it evaluates the relative MSEs of ``V`` and ``Vx`` on ``train`` and
+    ``validation``. The seconds of an epoch run from the end of the previous hook call (or from
+    :meth:`start`) to this call, so they exclude this evaluation; ``seconds_per_epoch`` is their
+    mean over the epochs after the first, whose interval also holds the fit's set-up (the
+    optimiser's first construction imports parts of torch), or the first one's alone. It never
+    stops the fit.
+    """
+
+    def __init__(self, train: Dataset, validation: Dataset) -> None:
+        as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+        self._data = {"train": tuple(map(as_t, train)), "val": tuple(map(as_t, validation))}
+        self._values: dict[str, list[float]] = {"train_value": [], "train_gradient": [], "val_value": [], "val_gradient": []}
+        self._epoch_seconds: list[float] = []
+        self._mark = time.perf_counter()
+
+    def start(self) -> None:
+        """Start the clock of the first epoch (call it just before the fit)."""
+        self._mark = time.perf_counter()
+
+    def __call__(self, info: EpochInfo) -> None:
+        self._epoch_seconds.append(time.perf_counter() - self._mark)
+        for prefix, data in self._data.items():
+            value, gradient = _relative_terms(info.net, *data)
+            self._values[f"{prefix}_value"].append(value)
+            self._values[f"{prefix}_gradient"].append(gradient)
+        self._mark = time.perf_counter()
+
+    def curves(self) -> Curves:
+        """The curves recorded so far.
+
+        :raises FloatingPointError: a recorded loss is not finite
+        """
+        if not all(np.isfinite(v) for values in self._values.values() for v in values):
+            raise FloatingPointError("the fit diverged (non-finite loss); lower the learning rate")
+        timed = self._epoch_seconds[1:] or self._epoch_seconds
+        seconds = float(np.mean(timed)) if timed else 0.0
+        return Curves(**{k: list(v) for k, v in self._values.items()}, seconds_per_epoch=seconds)
 
 
 def train_with_curves(
@@ -102,45 +147,22 @@ def train_with_curves(
     epochs: int,
     seed: int,
 ) -> Curves:
-    """Adam on the Sobolev loss for ``epochs`` epochs (no early stopping), recording the losses after each.
-
-    The loss of a minibatch is ``w_V mse_V / s_V + w_Vx mse_Vx / s_Vx``, ``s`` the mean squared
-    targets of the whole training set, as in :func:`dvp_rl.sobolev.fit_value_network`.
-    """
-    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
-    X, V, Vx = as_t(train.x), as_t(train.V), as_t(train.Vx)
-    Xv, Vv, Vxv = as_t(validation.x), as_t(validation.V), as_t(validation.Vx)
-    s_value, s_gradient = float((V**2).mean()), float((Vx**2).sum(1).mean())
-    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    generator = torch.Generator().manual_seed(int(seed))
-    curves: dict[str, list[float]] = {"train_value": [], "train_gradient": [], "val_value": [], "val_gradient": []}
-    seconds = 0.0
-    for _ in range(int(epochs)):
-        t0 = time.perf_counter()
-        net.train()
-        perm = torch.randperm(len(X), generator=generator)
-        for start in range(0, len(perm), batch_size):
-            b = perm[start : start + batch_size]
-            pV, pVx = net.value_and_gradient(X[b], create_graph=True)
-            loss = weights.value * ((pV - V[b]) ** 2).mean() / s_value + weights.gradient * ((pVx - Vx[b]) ** 2).sum(1).mean() / s_gradient
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        seconds += time.perf_counter() - t0
-        net.eval()
-        for prefix, data in (("train", (X, V, Vx)), ("val", (Xv, Vv, Vxv))):
-            value, gradient = _relative_terms(net, *data)
-            curves[f"{prefix}_value"].append(float(value))
-            curves[f"{prefix}_gradient"].append(float(gradient))
-    if not all(np.isfinite(v) for values in curves.values() for v in values):
-        raise FloatingPointError("the fit diverged (non-finite loss); lower the learning rate")
-    return Curves(**curves, seconds_per_epoch=seconds / max(int(epochs), 1))
+    """Fit ``net`` in place with :func:`~dvp_rl.sobolev.fit_value_network` for ``epochs`` epochs
+    (``validation`` as the fit's validation data, no early stop, no L-BFGS polish), recording the
+    losses after each epoch with a :class:`CurveRecorder`; ``net`` ends with the parameters the fit
+    keeps (its best validation epoch)."""
+    recorder = CurveRecorder(train, validation)
+    config = FitConfig(weights=weights, learning_rate=learning_rate, batch_size=batch_size, max_epochs=int(epochs),
+                       patience=int(epochs), polish_steps=0, on_epoch=recorder)  # fmt: skip
+    recorder.start()
+    fit_value_network(net, *train, config=config, seed=seed, validation=tuple(validation))
+    return recorder.curves()
 
 
 def terminal_eval_us(net: ValueNetwork, states: np.ndarray, calls: int) -> float:
     """Mean microseconds of one terminal-node ``calc`` + ``calcDiff`` (``V``, ``Vx``, ``Vxx``) of ``net``."""
-    env = make_env(ENV_ID).unwrapped
-    model = value_terminal(net.export(), env.nx, env.nu)(1.0)
+    env = envs.make(ENV_ID).unwrapped
+    model = ValueTerminalModel(net.export(), env.nx, env.nu, 1.0)
     data = model.createData()
     xs = [np.ascontiguousarray(states[i % len(states)]) for i in range(int(calls))]
     t0 = time.perf_counter()
@@ -183,20 +205,19 @@ def run(
     """
     settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
     with torch_threads(1):
-        env = make_env(ENV_ID).unwrapped
-        validation = validation_set(settings)
+        env = envs.make(ENV_ID).unwrapped
+        validation = validation_set(ENV_ID, settings.n_validation, settings.horizon)
         X, Y, grid_states = xy_grid(settings.grid)
-        grid_truth = solved_dataset(grid_states, settings.horizon)
+        grid_truth = solved_dataset(ENV_ID, grid_states, settings.horizon)
         if len(grid_truth.x) != len(grid_states):
             raise RuntimeError(f"{len(grid_states) - len(grid_truth.x)} DDP solves of the gradient-field grid failed")
         results: dict[str, dict[int, SeedResult]] = {kind: {} for kind in VALUE_NETWORK_KINDS}
         for seed in seeds:
-            train = solved_dataset(env.sample_states(settings.n_train, np.random.default_rng(seed)), settings.horizon)
+            train = solved_dataset(ENV_ID, env.sample_states(settings.n_train, np.random.default_rng(seed)), settings.horizon)
             scale = target_scale(train)
-            scaled = Dataset(train.x, train.V / scale, train.Vx / scale)
-            scaled_val = Dataset(validation.x, validation.V / scale, validation.Vx / scale)
+            scaled, scaled_val = train.scaled(scale), validation.scaled(scale)
             for kind in VALUE_NETWORK_KINDS:
-                net = make_network(kind, settings, seed)
+                net = make_network(ENV_ID, kind, settings.net_arch, settings.residual_dim, seed)
                 curves = train_with_curves(
                     net, scaled, scaled_val, SobolevWeights(1.0, 1.0), settings.learning_rate, settings.batch_size, settings.epochs, seed
                 )
@@ -257,11 +278,13 @@ def _write_table(results: dict[str, dict[int, SeedResult]], settings: Settings, 
         f"Unicycle, targets from T={settings.horizon} DDP solves, {settings.n_train} training states per seed, {len(seeds)} seed(s) "
         f"(mean ± std), a fixed validation set of {settings.n_validation} solved states and a {settings.grid}x{settings.grid} x-y grid "
         f"at heading 0. Both networks {list(settings.net_arch)} tanh (Gauss-residual: residual {settings.residual_dim}), Sobolev "
-        f"loss (weights 1, 1), Adam lr {settings.learning_rate}, batch {settings.batch_size}, {settings.epochs} epochs, no early "
-        "stopping; targets divided by their training mean. Train losses: relative MSEs after the last epoch (V: mean dV^2 / mean V^2; "
-        "Vx: mean ||dVx||^2 / mean ||Vx||^2). Val V rel. MSE and Vx rel. error (sqrt of the relative MSE) on the validation set; grid "
-        "Vx rel. error on the grid. s / epoch: training time of one epoch on one thread; terminal: one calc + calcDiff of the DDP's "
-        "terminal model (V, Vx, Vxx; Gauss-Newton Hessian for Gauss-residual, exact for feed-forward). Timings on a shared machine."
+        f"loss (weights 1, 1), dvp_rl's fit: Adam lr {settings.learning_rate}, batch {settings.batch_size}, {settings.epochs} epochs "
+        "(no early stop, no L-BFGS), the parameters of the best validation epoch kept; targets divided by their training mean. "
+        "Train losses: relative MSEs after the last epoch (V: mean dV^2 / mean V^2; Vx: mean ||dVx||^2 / mean ||Vx||^2). Val V rel. "
+        "MSE and Vx rel. error (sqrt of the relative MSE) of the kept parameters on the validation set; grid Vx rel. error on the grid. "
+        "s / epoch: time of one epoch of the fit on one thread (mean over the epochs after the first; the curves' evaluation "
+        "excluded); terminal: one calc + calcDiff of the DDP's terminal model (V, Vx, Vxx; Gauss-Newton Hessian for "
+        "Gauss-residual, exact for feed-forward). Timings on a shared machine."
     )
     table = {
         "experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "results": data, "mean_curves": curves,

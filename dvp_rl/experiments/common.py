@@ -1,5 +1,11 @@
 """Shared plumbing of the experiments: the preamble of ``run`` (seeds, budget, output folder),
-per-seed statistics and table cells, tables (markdown + JSON), tensorboard."""
+the ground-truth cache folder, per-seed statistics and table cells, tables (markdown + JSON),
+tensorboard.
+
+Shared runners and records live next to it: :mod:`dvp_rl.experiments.dvp_runs` (DVP runs recorded
+against a ground truth) and :mod:`dvp_rl.experiments.value_fits` (networks fitted to fixed DDP
+targets). No experiment imports another.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,19 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from torch.utils.tensorboard import SummaryWriter
 
+from dvp_rl.tb import summary_writer
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+#: the default output root (relative to the working directory): ``<root>/<name>`` per experiment
 DEFAULT_ROOT = Path("runs/reproduce")
+#: the ground-truth cache's folder name, next to an experiment's output folder
+GROUND_TRUTH_FOLDER = "ground_truth"
 #: the pendulum whose motor can hold the rod at any angle (``max_torque`` 6 > m g l / 2 = 5): at
 #: Gymnasium's bound (2) the value jumps where the motor cannot (see ``PendulumEnv``), which no
 #: smooth network fits, so the experiments that measure value accuracy use this variant
@@ -51,6 +64,13 @@ def prepare(
     if validate is not None:
         validate(chosen)
     return chosen, out_dir_for(name, out_dir)
+
+
+def ground_truth_cache(out: Path, cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, or the folder :data:`GROUND_TRUTH_FOLDER` next to the output folder ``out``
+    (``runs/reproduce/ground_truth`` by default), so that the experiments of one
+    ``dvp-rl reproduce all`` share their ground truth."""
+    return Path(cache_dir) if cache_dir is not None else Path(out).resolve().parent / GROUND_TRUTH_FOLDER
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -122,13 +142,9 @@ def _json_default(obj: Any) -> Any:
 def writer(out_dir: Path, run: str) -> SummaryWriter:
     """A tensorboard writer for one run of an experiment, under ``out_dir/tb/<run>``.
 
-    A rerun replaces the run, as it replaces the table: the folder's earlier event files are
-    deleted first (tensorboard would otherwise draw the old and the new curves as one run).
+    A rerun replaces the run, as it replaces the table (:func:`dvp_rl.tb.summary_writer`'s ``replace``).
     """
-    folder = out_dir / "tb" / run
-    for old in folder.glob("events.out.tfevents.*"):
-        old.unlink()
-    return SummaryWriter(str(folder))
+    return summary_writer(out_dir / "tb" / run, replace=True)
 
 
 def check_finite(table: dict[str, Any]) -> None:

@@ -1,14 +1,14 @@
 """Effect of the DDP horizon ``T`` on DVP (the paper's Fig. 4-5), on the unicycle.
 
 DVP runs with each horizon ``T`` in :data:`HORIZONS` and is compared with the ground truth
-after every iteration (as in :mod:`dvp_rl.experiments.convergence`). Iteration ``i`` sees an
-effective horizon ``i T``, so short horizons need more iterations; the paper finds proper
-convergence for ``T >= 40``. Then, for ``T`` in :data:`MPC_HORIZONS`, closed-loop model-predictive
-control from fixed start states with the learned value as terminal cost is compared with the
-same MPC without it (zero terminal cost), next to one long (``T = 1000``) open-loop solve
-from each start as reference. Both MPC arms use the same controller as :meth:`dvp_rl.DVP.predict`
-(box-FDDP warm-started from the previous plan shifted by one step, retried cold when a warm
-start stalls); the learned terminal is :func:`dvp_rl.terminal.value_terminal` of the final network.
+after every iteration (:mod:`dvp_rl.experiments.dvp_runs`, as in the ``convergence``
+experiment). Iteration ``i`` sees an effective horizon ``i T``, so short horizons need more
+iterations; the paper finds proper convergence for ``T >= 40``. Then, for ``T`` in
+:data:`MPC_HORIZONS`, closed-loop model-predictive control from fixed start states with the
+learned value as terminal cost (``agent.controller(horizon=T)``) is compared with the same MPC
+without it (``MPCController(env, T)``, zero terminal cost), next to one long (``T = 1000``)
+open-loop solve from each start as reference. Both arms run :class:`dvp_rl.mpc.MPCController`,
+the controller of :meth:`dvp_rl.DVP.predict`, through :func:`dvp_rl.mpc.closed_loop`.
 
 Outputs under ``runs/reproduce/horizon/``: ``horizon_errors.png`` (error against iteration
 and against the effective horizon), ``horizon_mpc.png`` (x-y paths of the first seed's MPC),
@@ -18,24 +18,22 @@ and against the effective horizon), ``horizon_mpc.png`` (x-y paths of the first 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from dvp_rl.experiments import common  # noqa: E402
-from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, curves, plot_curves, train_and_record  # noqa: E402
-from dvp_rl.ocp import OptimalControlProblem, reference_guesses  # noqa: E402
-from dvp_rl.sampling import make_env  # noqa: E402
-from dvp_rl.sobolev import torch_threads  # noqa: E402
-from dvp_rl.terminal import value_terminal  # noqa: E402
+import envs
+from dvp_rl.experiments import common
+from dvp_rl.experiments.dvp_runs import QUICK_BUDGET, Budget, IterationRecorder, curves, plot_curves, train_and_record
+from dvp_rl.mpc import ClosedLoop, MPCController, closed_loop
+from dvp_rl.ocp import OptimalControlProblem, SolveResult, reference_guesses
+from dvp_rl.sobolev import torch_threads
 
 NAME = "horizon"
 ENV_ID = "dvp_rl/Unicycle-v0"
@@ -70,49 +68,22 @@ QUICK = Settings(
 )  # fmt: skip
 
 
-class ClosedLoop(NamedTuple):
-    """A closed-loop run: ``xs`` (n+1, nx), ``us`` (n, nu), ``cost`` (sum of running costs),
-    ``unconverged`` (solves that missed the stopping criterion; their plan is still applied)."""
+class MPCArms(NamedTuple):
+    """The closed loops of one MPC horizon, ``[seed][start]``: with the learned value as terminal
+    cost (one agent per seed) and with a zero terminal cost (the same for every seed: one entry)."""
 
-    xs: np.ndarray
-    us: np.ndarray
-    cost: float
-    unconverged: int
+    learned: list[list[ClosedLoop]]
+    zero: list[list[ClosedLoop]]
 
 
-def mpc_controller(ocp: OptimalControlProblem) -> Callable[[np.ndarray, bool], tuple[np.ndarray, bool]]:
-    """``policy(x, first) -> (u, converged)``: solve ``ocp`` from ``x`` and apply the first control,
-    warm-started from the previous plan shifted by one step (dropped when ``first``), retried
-    cold when a warm start does not converge (what :meth:`dvp_rl.DVP.predict` does)."""
-    env = ocp.env
-    warm: list[np.ndarray | None] = [None]
-
-    def policy(x: np.ndarray, first: bool) -> tuple[np.ndarray, bool]:
-        start = None if first else warm[0]
-        result = ocp.solve(x, us_init=start)
-        if start is not None and not result.converged:
-            cold = ocp.solve(x)
-            if cold.converged or not np.all(np.isfinite(result.us)):
-                result = cold
-        if not np.all(np.isfinite(result.us)):
-            raise RuntimeError(f"MPC solve failed from {x}")
-        warm[0] = np.concatenate([result.us[1:], result.us[-1:]])
-        return np.clip(result.us[0], env.action_low, env.action_high), result.converged
-
-    return policy
+def loop_cost(loop: ClosedLoop) -> float:
+    """The sum of a closed loop's running costs."""
+    return float(loop.costs.sum())
 
 
-def closed_loop(ocp: OptimalControlProblem, x0: np.ndarray, n_steps: int) -> ClosedLoop:
-    """Run :func:`mpc_controller` of ``ocp`` for ``n_steps`` on the env's dynamics from ``x0``."""
-    env, policy = ocp.env, mpc_controller(ocp)
-    xs, us, cost, unconverged = [np.asarray(x0, dtype=np.float64)], [], 0.0, 0
-    for k in range(n_steps):
-        u, converged = policy(xs[-1], k == 0)
-        unconverged += int(not converged)
-        cost += env.cost(xs[-1], u)
-        us.append(u)
-        xs.append(env.dynamics(xs[-1], u))
-    return ClosedLoop(np.array(xs), np.array(us), float(cost), unconverged)
+def unconverged_steps(loop: ClosedLoop) -> int:
+    """Steps whose applied plan missed the stopping criterion."""
+    return int((~loop.converged).sum())
 
 
 def window_cost(env: Any, xs: np.ndarray, us: np.ndarray, n_steps: int) -> float:
@@ -126,20 +97,23 @@ def run(
     quick: bool = False,
     settings: Settings | None = None,
     n_workers: int = 1,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the experiment; write the figures, the table and tensorboard logs; return the table.
 
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
+    :param cache_dir: folder of the ground-truth cache (default :func:`common.ground_truth_cache`
+        of the output folder)
     """
     settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL, _validate)
-    env = make_env(ENV_ID).unwrapped
+    env = envs.make(ENV_ID).unwrapped
     starts = np.array(settings.starts, dtype=np.float64).reshape(-1, env.nx)
     with torch_threads(1):
-        truth = settings.eval_truth(ENV_ID, n_workers)
+        truth = settings.eval_truth(ENV_ID, n_workers, cache_dir=common.ground_truth_cache(out, cache_dir))
         references = [OptimalControlProblem(env, settings.reference_horizon).solve_best(x0, reference_guesses(env)) for x0 in starts]
-        recorders: dict[int, list] = {T: [] for T in settings.horizons}
-        loops: dict[int, dict[str, list[list[ClosedLoop]]]] = {T: {"learned": [], "zero": []} for T in settings.mpc_horizons}
+        recorders: dict[int, list[IterationRecorder]] = {T: [] for T in settings.horizons}
+        loops = {T: MPCArms([], []) for T in settings.mpc_horizons}
         for T in settings.horizons:
             for seed in seeds:
                 writer = common.writer(out, f"{ENV_ID.split('/')[-1]}__DVP_T{T}__{seed}")
@@ -149,12 +123,11 @@ def run(
                     writer.close()
                 recorders[T].append(recorder)
                 if T in settings.mpc_horizons:
-                    terminal = value_terminal(agent.policy_net.export(), env.nx, env.nu)
-                    ocp = OptimalControlProblem(env, T, 1.0, terminal, agent.max_iter, agent.th_stop)
-                    loops[T]["learned"].append([closed_loop(ocp, x0, settings.mpc_steps) for x0 in starts])
+                    learned = agent.controller(horizon=T)
+                    loops[T].learned.append([closed_loop(learned, x0, settings.mpc_steps) for x0 in starts])
             if T in settings.mpc_horizons:  # without terminal cost: the same for every seed
-                ocp = OptimalControlProblem(env, T, 1.0)
-                loops[T]["zero"].append([closed_loop(ocp, x0, settings.mpc_steps) for x0 in starts])
+                zero = MPCController(env, T)
+                loops[T].zero.append([closed_loop(zero, x0, settings.mpc_steps) for x0 in starts])
     ref_costs = np.array([window_cost(env, r.xs, r.us, settings.mpc_steps) for r in references])
     _plot_errors(recorders, settings, out / "horizon_errors.png")
     _plot_paths(loops, references, starts, settings, seeds[0], out / "horizon_mpc.png")
@@ -170,7 +143,7 @@ def _validate(settings: Settings) -> None:
 
 def _cost_ratio(runs: list[list[ClosedLoop]], ref_costs: np.ndarray) -> np.ndarray:
     """Per seed: mean over starts of closed-loop cost / reference cost over the same window."""
-    return np.array([np.mean([loop.cost / ref for loop, ref in zip(per_start, ref_costs)]) for per_start in runs])
+    return np.array([np.mean([loop_cost(loop) / ref for loop, ref in zip(per_start, ref_costs)]) for per_start in runs])
 
 
 def _final_distance(runs: list[list[ClosedLoop]]) -> np.ndarray:
@@ -178,9 +151,10 @@ def _final_distance(runs: list[list[ClosedLoop]]) -> np.ndarray:
     return np.array([np.mean([np.linalg.norm(loop.xs[-1]) for loop in per_start]) for per_start in runs])
 
 
-def _plot_errors(recorders: dict[int, list], settings: Settings, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    colors = plt.cm.viridis(np.linspace(0, 0.95, len(recorders)))
+def _plot_errors(recorders: dict[int, list[IterationRecorder]], settings: Settings, path: Path) -> None:
+    fig = Figure(figsize=(15, 4.2))
+    axes = fig.subplots(1, 3)
+    colors = colormaps["viridis"](np.linspace(0, 0.95, len(recorders)))
     for color, (T, recs) in zip(colors, recorders.items()):
         rel = curves(recs, "value_rel_mse")
         iterations = np.arange(1, rel.shape[1] + 1)
@@ -197,22 +171,24 @@ def _plot_errors(recorders: dict[int, list], settings: Settings, path: Path) -> 
     fig.suptitle(f"Unicycle: DVP with DDP horizon T (mean and min-max over seeds; {settings.n_samples} samples per iteration)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def _plot_paths(loops: dict[int, dict[str, list]], references: list, starts: np.ndarray, settings: Settings, seed: int, path: Path) -> None:
+def _plot_paths(
+    loops: dict[int, MPCArms], references: list[SolveResult], starts: np.ndarray, settings: Settings, seed: int, path: Path
+) -> None:
     n = len(loops)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 4.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     for ax, (T, arms) in zip(axes.ravel(), loops.items()):
         for i, ref in enumerate(references):
             ax.plot(ref.xs[:, 0], ref.xs[:, 1], "k--", linewidth=1.2, label=f"T={settings.reference_horizon} (open loop)" if i == 0 else None)
-        for i, loop in enumerate(arms["zero"][0]):
+        for i, loop in enumerate(arms.zero[0]):
             ax.plot(loop.xs[:, 0], loop.xs[:, 1], color="tab:red", alpha=0.8, label="MPC, zero terminal" if i == 0 else None)
-        for i, loop in enumerate(arms["learned"][0]):
+        for i, loop in enumerate(arms.learned[0]):
             ax.plot(loop.xs[:, 0], loop.xs[:, 1], color="tab:blue", alpha=0.8, label="MPC, learned terminal V" if i == 0 else None)
         ax.plot(starts[:, 0], starts[:, 1], "ko", markersize=4)
         ax.plot([0], [0], "k*", markersize=10)
@@ -223,24 +199,23 @@ def _plot_paths(loops: dict[int, dict[str, list]], references: list, starts: np.
     fig.suptitle(f"Unicycle closed loop, {settings.mpc_steps} steps (DVP seed {seed}, {settings.iterations} iterations)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def _log_mpc(loops: dict[int, dict[str, list]], ref_costs: np.ndarray, out: Path) -> None:
+def _log_mpc(loops: dict[int, MPCArms], ref_costs: np.ndarray, out: Path) -> None:
     writer = common.writer(out, "mpc")
     try:
         for T, arms in loops.items():
-            writer.add_scalar("mpc/cost_ratio_learned_terminal", float(_cost_ratio(arms["learned"], ref_costs).mean()), T)
-            writer.add_scalar("mpc/cost_ratio_zero_terminal", float(_cost_ratio(arms["zero"], ref_costs).mean()), T)
-            writer.add_scalar("mpc/final_distance_learned_terminal", float(_final_distance(arms["learned"]).mean()), T)
-            writer.add_scalar("mpc/final_distance_zero_terminal", float(_final_distance(arms["zero"]).mean()), T)
+            writer.add_scalar("mpc/cost_ratio_learned_terminal", float(_cost_ratio(arms.learned, ref_costs).mean()), T)
+            writer.add_scalar("mpc/cost_ratio_zero_terminal", float(_cost_ratio(arms.zero, ref_costs).mean()), T)
+            writer.add_scalar("mpc/final_distance_learned_terminal", float(_final_distance(arms.learned).mean()), T)
+            writer.add_scalar("mpc/final_distance_zero_terminal", float(_final_distance(arms.zero).mean()), T)
     finally:
         writer.close()
 
 
 def _write_table(
-    recorders: dict[int, list], loops: dict[int, dict[str, list]], references: list, ref_costs: np.ndarray, seeds: Sequence[int],
-    settings: Settings, n_truth: int, out: Path,
+    recorders: dict[int, list[IterationRecorder]], loops: dict[int, MPCArms], references: list[SolveResult], ref_costs: np.ndarray,
+    seeds: Sequence[int], settings: Settings, n_truth: int, out: Path,
 ) -> dict[str, Any]:  # fmt: skip
     columns = [
         "T", "rel. value MSE (last iter.)", "best rel. value MSE", "gradient rel. error (last)", "MPC cost / ref., learned V",
@@ -259,14 +234,15 @@ def _write_table(
         }
         row = [T, common.cell(rel[:, -1]), common.cell(rel.min(axis=1)), common.cell(grad[:, -1])]
         if T in loops:
-            arms = loops[T]
-            ratios = {arm: _cost_ratio(arms[arm], ref_costs) for arm in ("learned", "zero")}
-            dists = {arm: _final_distance(arms[arm]) for arm in ("learned", "zero")}
+            arms = loops[T]._asdict()  # {"learned": ..., "zero": ...}
+            ratios = {arm: _cost_ratio(runs, ref_costs) for arm, runs in arms.items()}
+            dists = {arm: _final_distance(runs) for arm, runs in arms.items()}
             entry["mpc"] = {
                 "cost_ratio": {arm: common.stats(v) for arm, v in ratios.items()},
                 "final_distance": {arm: common.stats(v) for arm, v in dists.items()},
-                "cost": {arm: [[loop.cost for loop in per_start] for per_start in arms[arm]] for arm in arms},
-                "unconverged_solves": {arm: int(sum(loop.unconverged for per_start in arms[arm] for loop in per_start)) for arm in arms},
+                "cost": {arm: [[loop_cost(loop) for loop in per_start] for per_start in runs] for arm, runs in arms.items()},
+                "unconverged_solves": {arm: sum(unconverged_steps(loop) for per_start in runs for loop in per_start)
+                                       for arm, runs in arms.items()},
             }
             row += [f"{ratios['learned'].mean():.3f} ± {ratios['learned'].std():.3f}", f"{ratios['zero'][0]:.3f}",
                     f"{dists['learned'].mean():.2e} ± {dists['learned'].std():.1e}", f"{dists['zero'][0]:.2e}"]  # fmt: skip
@@ -292,4 +268,4 @@ def _write_table(
     return common.publish_table(out, "DVP against the DDP horizon T, unicycle (paper Fig. 4-5)", columns, rows, data, notes)
 
 
-__all__ = ["FULL", "HORIZONS", "MPC_HORIZONS", "QUICK", "ClosedLoop", "Settings", "closed_loop", "mpc_controller", "run"]
+__all__ = ["FULL", "HORIZONS", "MPC_HORIZONS", "QUICK", "MPCArms", "Settings", "loop_cost", "run", "unconverged_steps", "window_cost"]

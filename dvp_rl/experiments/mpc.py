@@ -1,36 +1,36 @@
 """Short-horizon MPC with a learned terminal value against long-horizon MPC (the paper's motivation).
 
-A DVP agent is trained on the unicycle (horizon ``dvp_horizon``, so its value approximates the
-cost-to-go over ``dvp_iterations * dvp_horizon`` steps: 400 by default, beyond the reference's
-300; with 3 iterations (150 steps) the learned-terminal MPC stayed 2.7% (T=10) and 1.3% (T=50)
-above the reference, a gap that shrank with T + 150, i.e. it came from the value's short horizon,
-not from its fit: with 8 iterations T=10 is at -0.01%, seed 0, measured). Then, from the
-same start states, closed-loop model-predictive control runs with horizons ``T`` in
-``horizons``, each with a zero terminal cost and with the learned value as terminal cost
-(:func:`dvp_rl.terminal.value_terminal`), against the reference: MPC with the long horizon
-``reference_horizon`` and a zero terminal cost. Every controller is the one of
-:meth:`dvp_rl.DVP.predict`: box-FDDP warm-started from the previous plan shifted by one step.
+A DVP agent is trained on the unicycle (horizon ``dvp_horizon``, so that its value approximates
+the cost-to-go over ``dvp_iterations * dvp_horizon`` steps, longer than ``reference_horizon`` by
+default). Then, from the same start states, closed-loop model-predictive control runs with
+horizons ``T`` in ``horizons``, each with a zero terminal cost (``MPCController(env, T)``) and
+with the learned value as terminal cost (``agent.controller(horizon=T)``), against the reference:
+MPC with the long horizon ``reference_horizon`` and a zero terminal cost. Every controller is
+:class:`dvp_rl.mpc.MPCController`, the controller of :meth:`dvp_rl.DVP.predict` (box-FDDP
+warm-started from the previous plan shifted by one step), run by :func:`dvp_rl.mpc.closed_loop`.
 
 Two iteration budgets per control step are compared: ``None`` solves every step to
 convergence (``max_iter = 300``, ``th_stop = 1e-9``, a cold retry when a warm start stalls, as
 ``DVP.predict`` does), an integer caps the DDP iterations of each step (real-time MPC; the
-capped plan is applied as it is). Every row's cost gap and compute speed-up are measured
-against one reference: the long-horizon MPC under the first budget (solved to convergence),
-so that a capped controller is not compared with an equally capped, weaker reference.
+capped plan is applied as it is, no cold retry). Every row's cost gap and compute speed-up are
+measured against one reference: the long-horizon MPC under the first budget (solved to
+convergence), so that a capped controller is not compared with an equally capped, weaker reference.
 
 Closed-loop cost: the running costs of ``n_steps`` steps plus the optimal cost-to-go of the
 final state (a ``tail_horizon`` multi-start DDP solve), so that a controller that has not
 reached the goal after the episode is not credited with the cost it has not yet paid.
-Compute per control step: wall-clock seconds of the step's solve(s) on one core, DDP
-iterations, and node evaluations (``SolveResult.n_transitions``: running-node evaluations;
-it does not count the terminal network, whose cost the wall-clock time includes).
+Compute per control step: wall-clock seconds of the controller's step on one core, DDP
+iterations, and node evaluations (:attr:`dvp_rl.mpc.MPCStep.n_transitions`: running-node
+evaluations; it does not count the terminal network, whose cost the wall-clock time includes).
 
-The issue's target: horizon 10 with the learned value within 1% of the long-horizon
-closed-loop cost at 20x less compute per step; the table says whether it is met.
+The table checks the target of the settings: the learned-value MPC of horizon
+``target_horizon`` within ``target_gap`` of the reference's closed-loop cost at
+``target_speedup`` times less compute per step (in wall-clock and in node evaluations), and
+names the shortest horizon whose learned-value MPC is within the gap.
 
-The unicycle rather than the pendulum: on the pendulum, warm-started MPC is unreliable
-even without a learned terminal (at T=50 it stays in a local optimum and never swings up,
-measured), which would mix the solver's failures into the comparison.
+The unicycle rather than the pendulum: warm-started MPC of the pendulum can stay in a local
+optimum even without a learned terminal (docs/REPRODUCTION.md), which would mix the solver's
+failures into the comparison.
 
 Outputs under ``runs/reproduce/mpc/``: ``mpc.png`` (gap to the reference, time per step and
 x-y paths against the horizon), ``table.md``/``table.json``, the trained agents
@@ -41,7 +41,6 @@ x-y paths against the horizon), ``table.md``/``table.json``, the trained agents
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,12 +50,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+import envs
 from dvp_rl.agent import DVP
 from dvp_rl.experiments import common
-from dvp_rl.ocp import OptimalControlProblem, TerminalSpec, reference_guesses
-from dvp_rl.sampling import make_env
+from dvp_rl.mpc import MPCController, closed_loop
+from dvp_rl.ocp import OptimalControlProblem, reference_guesses
 from dvp_rl.sobolev import torch_threads
-from dvp_rl.terminal import value_terminal
 
 NAME = "mpc"
 ENV_ID = "dvp_rl/Unicycle-v0"
@@ -101,10 +100,10 @@ QUICK = Settings(
 )  # fmt: skip
 
 
-class ClosedLoop(NamedTuple):
+class LoopResult(NamedTuple):
     """One closed-loop run: ``xs`` (n+1, nx); ``cost`` = ``running_cost`` + ``tail`` (optimal cost-to-go of
-    ``xs[-1]``); per control step: ``seconds``, DDP ``iterations``, node evaluations ``nodes``;
-    ``unconverged``: steps whose applied plan missed the stopping criterion."""
+    ``xs[-1]``); per control step (means over the run): ``seconds``, DDP ``iterations``, node evaluations
+    ``nodes``; ``unconverged``: steps whose applied plan missed the stopping criterion."""
 
     xs: np.ndarray
     cost: float
@@ -117,44 +116,24 @@ class ClosedLoop(NamedTuple):
 
 
 #: ``loops[budget][(controller, horizon)][seed]``: one run per start state
-Loops = dict[str, dict[tuple[str, int], dict[int, list[ClosedLoop]]]]
+Loops = dict[str, dict[tuple[str, int], dict[int, list[LoopResult]]]]
 
 
-def closed_loop(ocp: OptimalControlProblem, x0: np.ndarray, n_steps: int, retry_cold: bool, tail: OptimalControlProblem) -> ClosedLoop:
-    """MPC with ``ocp`` for ``n_steps`` steps from ``x0`` on the env's dynamics, warm-started as :meth:`DVP.predict`.
+def scored_loop(controller: MPCController, x0: np.ndarray, n_steps: int, tail: OptimalControlProblem) -> LoopResult:
+    """:func:`dvp_rl.mpc.closed_loop` of ``controller`` for ``n_steps`` steps from ``x0`` (nx,), scored
+    with the tail cost of its final state.
 
-    :param retry_cold: re-solve from the default guess when a warm-started solve does not converge
     :param tail: the problem whose multi-start solve from the final state gives the tail cost
+    :raises RuntimeError: the tail solve gave no finite cost
     """
-    env = ocp.env
-    x = np.asarray(x0, dtype=np.float64)
-    xs, running, warm = [x], 0.0, None
-    seconds, iterations, nodes, unconverged = 0.0, 0, 0, 0
-    for _ in range(int(n_steps)):
-        t0 = time.perf_counter()
-        result = ocp.solve(x, us_init=warm)
-        iterations += result.iterations
-        nodes += result.n_transitions
-        if retry_cold and warm is not None and not result.converged:
-            cold = ocp.solve(x)
-            iterations += cold.iterations
-            nodes += cold.n_transitions
-            if cold.converged or not np.all(np.isfinite(result.us)):
-                result = cold
-        seconds += time.perf_counter() - t0
-        if not np.all(np.isfinite(result.us)):
-            raise RuntimeError(f"MPC (T={ocp.horizon}) failed from state {x}")
-        unconverged += int(not result.converged)
-        u = np.clip(result.us[0], env.action_low, env.action_high)
-        warm = np.concatenate([result.us[1:], result.us[-1:]])
-        running += env.cost(x, u)
-        x = env.dynamics(x, u)
-        xs.append(x)
-    final = tail.solve_best(x, reference_guesses(env))
+    loop = closed_loop(controller, x0, n_steps)
+    final = tail.solve_best(loop.xs[-1], reference_guesses(tail.env))
     if not np.isfinite(final.cost):
-        raise RuntimeError(f"the tail solve (T={tail.horizon}) failed from the final state {x}")
+        raise RuntimeError(f"the tail solve (T={tail.horizon}) failed from the final state {loop.xs[-1]}")
+    running = float(loop.costs.sum())
     n = max(int(n_steps), 1)
-    return ClosedLoop(np.array(xs), running + final.cost, running, final.cost, seconds / n, iterations / n, nodes / n, unconverged)
+    return LoopResult(loop.xs, running + final.cost, running, final.cost, float(loop.seconds.sum()) / n, float(loop.iterations.sum()) / n,
+                      float(loop.n_transitions.sum()) / n, int((~loop.converged).sum()))  # fmt: skip
 
 
 def train_agent(settings: Settings, seed: int, out: Path) -> DVP:
@@ -168,11 +147,16 @@ def train_agent(settings: Settings, seed: int, out: Path) -> DVP:
     return agent
 
 
-def controllers(settings: Settings, learned: TerminalSpec) -> list[tuple[str, int, TerminalSpec]]:
-    """``(name, horizon, terminal)`` of every controller, the reference first."""
-    rows: list[tuple[str, int, TerminalSpec]] = [("reference", settings.reference_horizon, None)]
+def controllers(settings: Settings, agent: DVP, budget: int | None) -> list[tuple[str, int, MPCController]]:
+    """``(name, horizon, controller)`` of every controller under one iteration budget, the reference first.
+
+    :param budget: DDP iterations per control step (``None``: to convergence, with the cold retry)
+    """
+    kwargs: dict[str, Any] = {"max_iter": CONVERGED_MAX_ITER if budget is None else int(budget), "retry_cold": budget is None}
+    rows = [("reference", settings.reference_horizon, MPCController(agent.system, settings.reference_horizon, **kwargs))]
     for horizon in settings.horizons:
-        rows += [("zero", horizon, None), ("learned", horizon, learned)]
+        rows += [("zero", horizon, MPCController(agent.system, horizon, **kwargs)),
+                 ("learned", horizon, agent.controller(horizon=horizon, **kwargs))]
     return rows
 
 
@@ -191,24 +175,19 @@ def run(
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     """
     settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
-    env = make_env(ENV_ID).unwrapped
+    env = envs.make(ENV_ID).unwrapped
     tail = OptimalControlProblem(env, settings.tail_horizon, 1.0)
     loops: Loops = {}
     with torch_threads(1):
         for seed in seeds:
             agent = train_agent(settings, seed, out)
-            learned = value_terminal(agent.policy_net.export(), env.nx, env.nu)
             starts = env.sample_states(settings.n_starts, np.random.default_rng(START_SEED + seed))
             for budget in settings.iteration_budgets:
-                max_iter = CONVERGED_MAX_ITER if budget is None else int(budget)
-                problems = [
-                    (name, horizon, OptimalControlProblem(env, horizon, 1.0, terminal, max_iter))
-                    for name, horizon, terminal in controllers(settings, learned)
-                ]
+                rows = controllers(settings, agent, budget)
                 by_controller = loops.setdefault(budget_name(budget), {})
                 for x0 in starts:  # start states outside, so that load on a shared machine spreads over the controllers
-                    for name, horizon, ocp in problems:
-                        loop = closed_loop(ocp, x0, settings.n_steps, retry_cold=budget is None, tail=tail)
+                    for name, horizon, controller in rows:
+                        loop = scored_loop(controller, x0, settings.n_steps, tail)
                         by_controller.setdefault((name, horizon), {}).setdefault(seed, []).append(loop)
             _log_seed(out, seed, settings, loops)
     summary = _summarise(loops, seeds)
@@ -228,45 +207,70 @@ def _log_seed(out: Path, seed: int, settings: Settings, loops: Loops) -> None:
     tb.close()
 
 
-def _summarise(loops: Loops, seeds: Sequence[int]) -> dict[str, dict[str, Any]]:
+class SummaryRow(NamedTuple):
+    """One controller under one budget, per seed (arrays (n_seeds,), means over the start states):
+    ``cost``, ``tail``, ``seconds``, ``iterations``, ``nodes`` of :class:`LoopResult`, ``unconverged``
+    steps (summed over the starts), the ``gap`` to the reference's cost and the speed-ups of its
+    per-step compute (``speedup_wall``: seconds, ``speedup_nodes``: node evaluations)."""
+
+    controller: str
+    horizon: int
+    cost: np.ndarray
+    tail: np.ndarray
+    seconds: np.ndarray
+    iterations: np.ndarray
+    nodes: np.ndarray
+    unconverged: np.ndarray
+    gap: np.ndarray
+    speedup_wall: np.ndarray
+    speedup_nodes: np.ndarray
+
+
+#: ``summary[budget][(controller, horizon)]``
+Summary = dict[str, dict[tuple[str, int], SummaryRow]]
+
+
+def _summarise(loops: Loops, seeds: Sequence[int]) -> Summary:
     """Per budget and controller: per-seed means over the start states, gaps and speed-ups against the reference.
 
     The reference of every row is the long-horizon MPC under the first budget (default: solved to
     convergence), so that a capped budget is not measured against an equally capped, weaker reference.
     """
+    fields = ("cost", "tail", "seconds", "iterations", "nodes")
     per_seed: dict[str, dict[tuple[str, int], dict[str, np.ndarray]]] = {}
     for budget, by_controller in loops.items():
         per_seed[budget] = {}
         for key, by_seed in by_controller.items():
-            fields = ("cost", "tail", "seconds", "iterations", "nodes")
             values = {f: np.array([np.mean([getattr(r, f) for r in by_seed[s]]) for s in seeds]) for f in fields}
             values["unconverged"] = np.array([sum(r.unconverged for r in by_seed[s]) for s in seeds], dtype=np.float64)
             per_seed[budget][key] = values
     first = next(iter(per_seed.values()))
     ref = first[next(key for key in first if key[0] == "reference")]
-    summary: dict[str, dict[str, Any]] = {}
+    summary: Summary = {}
     for budget, by_controller in per_seed.items():
-        summary[budget] = {}
-        for key, values in by_controller.items():
-            values["gap"] = values["cost"] / ref["cost"] - 1.0
-            values["speedup_wall"] = ref["seconds"] / np.maximum(values["seconds"], 1e-12)
-            values["speedup_nodes"] = ref["nodes"] / np.maximum(values["nodes"], 1e-12)
-            summary[budget][f"{key[0]}_T{key[1]}"] = {"controller": key[0], "horizon": key[1], **values}
+        summary[budget] = {
+            key: SummaryRow(
+                key[0], key[1], **values, gap=values["cost"] / ref["cost"] - 1.0,
+                speedup_wall=ref["seconds"] / np.maximum(values["seconds"], 1e-12),
+                speedup_nodes=ref["nodes"] / np.maximum(values["nodes"], 1e-12),
+            )  # fmt: skip
+            for key, values in by_controller.items()
+        }
     return summary
 
 
-def _target(summary: dict[str, dict[str, Any]], settings: Settings) -> dict[str, dict[str, Any]]:
+def _target(summary: Summary, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per budget: the target horizon's gap and speed-ups, whether the target is met, and the shortest
     horizon whose learned-terminal MPC is within the target gap (``None``: none is)."""
     checks = {}
     for budget, rows in summary.items():
-        row = rows.get(f"learned_T{settings.target_horizon}")
+        row = rows.get(("learned", settings.target_horizon))
         if row is None:
             continue
-        within = [h for h in settings.horizons if common.mean_std(rows[f"learned_T{h}"]["gap"])[0] <= settings.target_gap]
-        gap = common.mean_std(row["gap"])[0]
-        wall = common.mean_std(row["speedup_wall"])[0]
-        nodes = common.mean_std(row["speedup_nodes"])[0]
+        within = [h for h in settings.horizons if common.mean_std(rows[("learned", h)].gap)[0] <= settings.target_gap]
+        gap = common.mean_std(row.gap)[0]
+        wall = common.mean_std(row.speedup_wall)[0]
+        nodes = common.mean_std(row.speedup_nodes)[0]
         checks[budget] = {
             "gap": gap, "speedup_wall": wall, "speedup_nodes": nodes, "gap_met": bool(gap <= settings.target_gap),
             "met_wall": bool(gap <= settings.target_gap and wall >= settings.target_speedup),
@@ -276,19 +280,19 @@ def _target(summary: dict[str, dict[str, Any]], settings: Settings) -> dict[str,
     return checks
 
 
-def _write_table(summary: dict[str, dict[str, Any]], settings: Settings, seeds: Sequence[int], out: Path) -> dict[str, Any]:
+def _write_table(summary: Summary, settings: Settings, seeds: Sequence[int], out: Path) -> dict[str, Any]:
     columns = ["budget / step", "controller", "T", "closed-loop cost", "gap to reference (%)", "ms / step", "DDP iterations / step",
                "node evals / step", "speed-up (wall)", "speed-up (nodes)", "unconverged steps"]  # fmt: skip
     label = {"reference": "reference (zero terminal)", "zero": "zero terminal", "learned": "learned terminal"}
     rows = []
     for budget, by_controller in summary.items():
         for row in by_controller.values():
-            gap_mean, gap_std = common.mean_std(100.0 * row["gap"])
+            gap_mean, gap_std = common.mean_std(100.0 * row.gap)
             rows.append([
-                budget.replace("_", " "), label[row["controller"]], row["horizon"], common.fmt(*common.mean_std(row["cost"])),
-                f"{gap_mean:+.2f} ± {gap_std:.2f}", common.plain_cell(1e3 * row["seconds"], 2), common.plain_cell(row["iterations"], 1),
-                common.plain_cell(row["nodes"], 0), common.plain_cell(row["speedup_wall"], 1), common.plain_cell(row["speedup_nodes"], 1),
-                common.plain_cell(row["unconverged"], 0),
+                budget.replace("_", " "), label[row.controller], row.horizon, common.fmt(*common.mean_std(row.cost)),
+                f"{gap_mean:+.2f} ± {gap_std:.2f}", common.plain_cell(1e3 * row.seconds, 2), common.plain_cell(row.iterations, 1),
+                common.plain_cell(row.nodes, 0), common.plain_cell(row.speedup_wall, 1), common.plain_cell(row.speedup_nodes, 1),
+                common.plain_cell(row.unconverged, 0),
             ])  # fmt: skip
     checks = _target(summary, settings)
     verdicts = []
@@ -316,27 +320,28 @@ def _write_table(summary: dict[str, dict[str, Any]], settings: Settings, seeds: 
         f"closed-loop cost at {settings.target_speedup:g}x less compute per step):\n" + "\n".join(verdicts)
     )
     fields = ("cost", "gap", "tail", "seconds", "iterations", "nodes", "speedup_wall", "speedup_nodes", "unconverged")
-    data = {budget: {key: {"controller": row["controller"], "horizon": row["horizon"], **{f: common.stats(row[f], per_seed=True) for f in fields}}
-                     for key, row in by_controller.items()}
+    data = {budget: {f"{row.controller}_T{row.horizon}": {"controller": row.controller, "horizon": row.horizon,
+                                                         **{f: common.stats(getattr(row, f), per_seed=True) for f in fields}}
+                     for row in by_controller.values()}
             for budget, by_controller in summary.items()}  # fmt: skip
     table = {"experiment": NAME, "env_id": ENV_ID, "seeds": list(seeds), "settings": asdict(settings), "results": data, "target": checks}
     return common.publish_table(out, "MPC with and without the learned terminal value against long-horizon MPC", columns, rows, table, notes)
 
 
-def _plot(summary: dict[str, dict[str, Any]], loops: Loops, settings: Settings, seed: int, path: Path) -> None:
+def _plot(summary: Summary, loops: Loops, settings: Settings, seed: int, path: Path) -> None:
     budgets = list(summary)
     fig = Figure(figsize=(14, 3.9 * len(budgets)))
     axes = np.atleast_2d(fig.subplots(len(budgets), 3))
     horizons = np.array(settings.horizons)
     styles = {"zero": ("tab:red", "zero terminal"), "learned": ("tab:blue", "learned terminal")}
-    reference_key = f"reference_T{settings.reference_horizon}"
-    reference_ms = 1e3 * common.mean_std(summary[budgets[0]][reference_key]["seconds"])[0]
+    reference_key = ("reference", settings.reference_horizon)
+    reference_ms = 1e3 * common.mean_std(summary[budgets[0]][reference_key].seconds)[0]
     for (ax_gap, ax_time, ax_path), budget in zip(axes, budgets):
         rows = summary[budget]
         lowest = 0.0
         for kind, (color, label) in styles.items():
-            gap = np.array([common.mean_std(100.0 * rows[f"{kind}_T{h}"]["gap"]) for h in horizons])
-            ms = np.array([common.mean_std(1e3 * rows[f"{kind}_T{h}"]["seconds"]) for h in horizons])
+            gap = np.array([common.mean_std(100.0 * rows[(kind, h)].gap) for h in horizons])
+            ms = np.array([common.mean_std(1e3 * rows[(kind, h)].seconds) for h in horizons])
             ax_gap.errorbar(horizons, gap[:, 0], yerr=gap[:, 1], marker="o", capsize=3, color=color, label=label)
             ax_time.errorbar(horizons, ms[:, 0], yerr=ms[:, 1], marker="o", capsize=3, color=color, label=label)
             lowest = min(lowest, float((gap[:, 0] - gap[:, 1]).min()))
@@ -344,8 +349,8 @@ def _plot(summary: dict[str, dict[str, Any]], loops: Loops, settings: Settings, 
         ax_gap.axhline(0.0, color="black", linewidth=0.8, label=reference_label)
         ax_time.axhline(reference_ms, color="black", linewidth=0.8, label=reference_label)
         if budget != budgets[0]:  # the long horizon under this budget
-            own_gap = 100.0 * common.mean_std(rows[reference_key]["gap"])[0]
-            own_ms = 1e3 * common.mean_std(rows[reference_key]["seconds"])[0]
+            own_gap = 100.0 * common.mean_std(rows[reference_key].gap)[0]
+            own_ms = 1e3 * common.mean_std(rows[reference_key].seconds)[0]
             ax_gap.axhline(own_gap, color="black", linestyle="--", linewidth=0.8, label=f"T={settings.reference_horizon}, this budget")
             ax_time.axhline(own_ms, color="black", linestyle="--", linewidth=0.8, label=f"T={settings.reference_horizon}, this budget")
             lowest = min(lowest, own_gap)

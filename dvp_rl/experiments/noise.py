@@ -22,19 +22,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import gymnasium as gym
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import gymnasium as gym  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from dvp_rl.agent import DVP  # noqa: E402
-from dvp_rl.experiments import common  # noqa: E402
-from dvp_rl.experiments.convergence import QUICK_BUDGET, Budget, curves, plot_curves, train_and_record  # noqa: E402
-from dvp_rl.ocp import BatchSolveResult  # noqa: E402
-from dvp_rl.sobolev import torch_threads  # noqa: E402
+from dvp_rl.agent import DVP
+from dvp_rl.experiments import common
+from dvp_rl.experiments.dvp_runs import QUICK_BUDGET, Budget, IterationRecorder, curves, plot_curves, train_and_record
+from dvp_rl.ocp import BatchSolveResult
+from dvp_rl.sobolev import torch_threads
 
 NAME = "noise"
 #: noise levels, relative to the targets' root mean square (1.0: noise as large as the targets,
@@ -88,17 +86,20 @@ def run(
     quick: bool = False,
     settings: Settings | None = None,
     n_workers: int = 1,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the experiment; write the figure, the table and tensorboard logs; return the table.
 
     :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
+    :param cache_dir: folder of the ground-truth cache (default :func:`common.ground_truth_cache`
+        of the output folder)
     """
     settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
     env_name = settings.env_id.split("/")[-1]
-    recorders: dict[float, list] = {level: [] for level in settings.levels}
+    recorders: dict[float, list[IterationRecorder]] = {level: [] for level in settings.levels}
     with torch_threads(1):
-        truth = settings.eval_truth(settings.env_id, n_workers)
+        truth = settings.eval_truth(settings.env_id, n_workers, cache_dir=common.ground_truth_cache(out, cache_dir))
         for index, level in enumerate(settings.levels):
             for seed in seeds:
                 writer = common.writer(out, f"{env_name}__DVP_noise{level:g}__{seed}")
@@ -112,9 +113,10 @@ def run(
     return _write_table(recorders, seeds, settings, int(truth.converged.sum()), out)
 
 
-def _plot(recorders: dict[float, list], settings: Settings, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    colors = plt.cm.plasma(np.linspace(0, 0.85, len(recorders)))
+def _plot(recorders: dict[float, list[IterationRecorder]], settings: Settings, path: Path) -> None:
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    colors = colormaps["plasma"](np.linspace(0, 0.85, len(recorders)))
     for color, (level, recs) in zip(colors, recorders.items()):
         for ax, field in zip(axes, ("value_rel_mse", "gradient_rel_error")):
             values = curves(recs, field)
@@ -127,10 +129,11 @@ def _plot(recorders: dict[float, list], settings: Settings, path: Path) -> None:
     fig.suptitle(f"{settings.env_id}: noise on the first iteration's targets (mean and min-max over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def _write_table(recorders: dict[float, list], seeds: Sequence[int], settings: Settings, n_truth: int, out: Path) -> dict[str, Any]:
+def _write_table(
+    recorders: dict[float, list[IterationRecorder]], seeds: Sequence[int], settings: Settings, n_truth: int, out: Path
+) -> dict[str, Any]:
     shown = sorted({1, 2, 3, settings.iterations} & set(range(1, settings.iterations + 1)))
     columns = ["noise level"] + [f"rel. value MSE, iter. {i}" for i in shown] + [f"gradient rel. error, iter. {shown[-1]}"]
     rows, per_level = [], {}

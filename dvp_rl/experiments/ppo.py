@@ -41,9 +41,9 @@ def run(out_dir: Path | None = None, seeds: Sequence[int] = (0, 1, 2), quick: bo
     rows, table = [], {}
     for env_id, entry in result.summary["envs"].items():
         metrics = entry["metrics"]
-        table[env_id] = {algo: {m: metrics[algo][m]["mean"] for m in ("value_mse", "value_rel_mse", "closed_loop_cost", "transitions")}
-                         for algo in ("DVP", "PPO")}
-        for metric in ("value_rel_mse", "closed_loop_cost", "transitions"):
+        reported = ("value_mse", "value_rel_mse", "closed_loop_cost", "env_interactions", "model_evaluations", "wallclock_s")
+        table[env_id] = {algo: {m: metrics[algo][m]["mean"] for m in reported} for algo in ("DVP", "PPO")}
+        for metric in ("value_rel_mse", "closed_loop_cost", "env_interactions", "model_evaluations", "wallclock_s"):
             d, p = metrics["DVP"][metric], metrics["PPO"][metric]
             rows.append([env_id, metric, fmt(d["mean"], d["std"]), fmt(p["mean"], p["std"]), fmt(p["mean"] / d["mean"]) if d["mean"] else "n/a"])
     return publish_table(

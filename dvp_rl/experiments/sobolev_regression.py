@@ -13,10 +13,10 @@ the fit's best epoch (the one whose parameters are kept: the epochs needed to re
 reported error), after which an L-BFGS polish may lower it further.
 
 Targets are divided by the mean of the training values before each fit (and predictions
-multiplied back): a change of cost units that leaves both losses' relative weighting as it is.
-Without it, plain regression of values of order 100-500 with Adam at ``lr = 1e-3`` drives the
-tanh units into saturation and ends on a constant (relative error ~0.2 at every size, measured),
-which would say more about target scaling than about Sobolev descent.
+multiplied back, :mod:`dvp_rl.experiments.value_fits`): a change of cost units that leaves both
+losses' relative weighting as it is. Without it, plain regression of the unicycle's values (of
+order 100-500) with Adam at ``lr = 1e-3`` saturates the tanh units (docs/REPRODUCTION.md), which
+would say more about target scaling than about Sobolev descent.
 
 Paper: Sobolev regression reaches a validation error of 1e-3 with about 50 samples, plain
 regression needs far more. Outputs under ``runs/reproduce/sobolev/``: ``sobolev_vs_plain.png``
@@ -34,23 +34,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+import envs
 from dvp_rl.experiments import common
-from dvp_rl.ground_truth import GroundTruth, ValueErrors, value_errors
-from dvp_rl.sampling import SolveSpec, make_env, solve_states
-from dvp_rl.sobolev import FitResult, SobolevWeights, fit_value_network, torch_threads
-from dvp_rl.value_networks import ValueNetwork, make_value_network
+from dvp_rl.experiments.value_fits import Dataset, make_network, network_errors, solved_dataset, target_scale, validation_set
+from dvp_rl.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network, torch_threads
 
 NAME = "sobolev"
 ENV_ID = "dvp_rl/Unicycle-v0"
-#: seed of the fixed validation states (shared by every seed, size and method)
-VALIDATION_SEED = 10_000
-#: seed of the states the networks' feature normalisation is fitted on (a property of the start distribution)
-NORMALISATION_SEED = 10_001
 #: the two regressions compared: name -> loss weights
 METHODS: dict[str, SobolevWeights] = {"plain": SobolevWeights(value=1.0, gradient=0.0), "sobolev": SobolevWeights(value=1.0, gradient=1.0)}
 
@@ -83,68 +77,6 @@ FULL = Settings()
 QUICK = Settings(horizon=10, sizes=(10, 20, 40), n_validation=40, net_arch=(16, 16), max_epochs=15, patience=10, polish_steps=5)
 
 
-# --------------------------------------------------------------------------- shared with architecture.py
-class Dataset(NamedTuple):
-    """Solved states ``x`` (N, nx) with their optimal cost ``V`` (N,) and its gradient ``Vx`` (N, nx)."""
-
-    x: np.ndarray
-    V: np.ndarray
-    Vx: np.ndarray
-
-    def head(self, n: int) -> "Dataset":
-        """The first ``n`` samples."""
-        return Dataset(self.x[:n], self.V[:n], self.Vx[:n])
-
-    def as_truth(self, horizon: int) -> GroundTruth:
-        """This dataset as the reference of :func:`~dvp_rl.ground_truth.value_errors`."""
-        return GroundTruth(self.x, self.V, self.Vx, np.ones(len(self.x), dtype=bool), horizon, 1.0)
-
-
-def solved_dataset(states: np.ndarray, horizon: int, env_id: str = ENV_ID) -> Dataset:
-    """DDP solves (undiscounted, zero terminal, the env's initial guesses) from ``states``; failed ones dropped."""
-    batch = solve_states(SolveSpec(env_id, {}, int(horizon), 1.0, None), np.asarray(states, dtype=np.float64))
-    ok = batch.converged
-    if not ok.any():
-        raise RuntimeError(f"no DDP solve of {env_id} (T={horizon}) converged")
-    return Dataset(batch.x0[ok], batch.cost[ok], batch.Vx[ok])
-
-
-def validation_set(settings: Any, env_id: str = ENV_ID) -> Dataset:
-    """The fixed validation states of ``settings.n_validation`` (seed :data:`VALIDATION_SEED`), solved."""
-    env = make_env(env_id).unwrapped
-    return solved_dataset(env.sample_states(settings.n_validation, np.random.default_rng(VALIDATION_SEED)), settings.horizon, env_id)
-
-
-def make_network(kind: str, settings: Any, seed: int, env_id: str = ENV_ID) -> ValueNetwork:
-    """A ``kind`` network initialised from ``seed``, features normalised on the env's start distribution."""
-    env = make_env(env_id).unwrapped
-    torch.manual_seed(seed)
-    kwargs: dict[str, Any] = {"net_arch": settings.net_arch, "angle_dims": env.angle_dims}
-    if kind == "gauss_residual":
-        kwargs["residual_dim"] = settings.residual_dim
-    net = make_value_network(kind, env.nx, **kwargs)
-    net.fit_normalisation(env.sample_states(1000, np.random.default_rng(NORMALISATION_SEED)))
-    return net
-
-
-def target_scale(data: Dataset) -> float:
-    """The unit targets are divided by before a fit: the mean absolute training value."""
-    return float(max(np.mean(np.abs(data.V)), 1e-12))
-
-
-def network_errors(net: ValueNetwork, scale: float, reference: Dataset, horizon: int) -> ValueErrors:
-    """Errors of ``scale * net`` against ``reference``."""
-    V, Vx = predict(net, reference.x, scale)
-    return value_errors(reference.as_truth(horizon), V, Vx)
-
-
-def predict(net: ValueNetwork, x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(V (N,), Vx (N, nx))`` of ``scale * net`` at ``x``."""
-    V, Vx = net.value_and_gradient(torch.as_tensor(x, dtype=torch.float64), create_graph=False)
-    return scale * V.numpy(), scale * Vx.numpy()
-
-
-# --------------------------------------------------------------------------- this experiment
 class FitRecord(NamedTuple):
     """One fit: its validation errors on the fixed set, best and last epoch, the fit's per-epoch validation objective."""
 
@@ -161,13 +93,11 @@ Records = dict[str, dict[int, dict[int, FitRecord]]]
 
 def fit_once(data: Dataset, weights: SobolevWeights, settings: Settings, seed: int, validation: Dataset) -> FitRecord:
     """Fit a fresh Gauss-residual network (init seeded by ``seed``) to ``data`` and measure it on ``validation``."""
-    net = make_network("gauss_residual", settings, seed)
+    net = make_network(ENV_ID, "gauss_residual", settings.net_arch, settings.residual_dim, seed)
     scale = target_scale(data)
-    result: FitResult = fit_value_network(
-        net, data.x, data.V / scale, data.Vx / scale, weights=weights, learning_rate=settings.learning_rate,
-        batch_size=settings.batch_size, max_epochs=settings.max_epochs, patience=settings.patience, seed=seed,
-        polish_steps=settings.polish_steps,
-    )  # fmt: skip
+    config = FitConfig(weights=weights, learning_rate=settings.learning_rate, batch_size=settings.batch_size,
+                       max_epochs=settings.max_epochs, patience=settings.patience, polish_steps=settings.polish_steps)  # fmt: skip
+    result: FitResult = fit_value_network(net, *data.scaled(scale), config=config, seed=seed)
     errors = network_errors(net, scale, validation, settings.horizon)
     return FitRecord(errors.value_rel_mse, errors.gradient_rel_error, result.best_epoch, result.epochs, list(result.history))
 
@@ -192,11 +122,11 @@ def run(
 
 def _run_fits(settings: Settings, seeds: Sequence[int], out: Path) -> Records:
     """``records[method][size][seed]``."""
-    env = make_env(ENV_ID).unwrapped
-    validation = validation_set(settings)
+    env = envs.make(ENV_ID).unwrapped
+    validation = validation_set(ENV_ID, settings.n_validation, settings.horizon)
     records: Records = {m: {n: {} for n in settings.sizes} for m in METHODS}
     for seed in seeds:
-        pool = solved_dataset(env.sample_states(max(settings.sizes), np.random.default_rng(seed)), settings.horizon)
+        pool = solved_dataset(ENV_ID, env.sample_states(max(settings.sizes), np.random.default_rng(seed)), settings.horizon)
         for method, weights in METHODS.items():
             tb = common.writer(out, f"{method}__{seed}")
             tb.add_text("settings", json.dumps(asdict(settings) | {"method": method, "weights": asdict(weights), "seed": seed}))

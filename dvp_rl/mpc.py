@@ -1,0 +1,165 @@
+"""The model-predictive controller of dvp_rl: the one closed loop of ``DVP.predict``, the benchmark and the experiments.
+
+At every control step the controller solves a horizon-``T`` problem of the env from the current
+state (Crocoddyl box-FDDP through :class:`dvp_rl.ocp.OptimalControlProblem`), with a terminal
+cost that is typically the learned value (``gamma**T * V(x_T)``), and applies the first control.
+Per env index it keeps the previous plan, shifted by one step, as the next warm start; a
+warm-started solve that does not converge is retried from the default cold guess (box-FDDP
+can stall when warm-started on saturated controls). No torch here: the learned value arrives
+as :class:`~dvp_rl.value_arrays.NetworkArrays`::
+
+    controller = MPCController(env, horizon=20, terminal=agent.value_arrays)
+    step = controller.step(x)          # step.action (nu,), step.plan (SolveResult), timings
+    controller.reset()                 # a new episode: drop the warm starts
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dvp_rl.ocp import OptimalControlProblem, SolveResult, TerminalSpec
+
+
+class MPCStep(NamedTuple):
+    """One control step.
+
+    ``action`` (nu,): the control applied, inside the action bounds; ``plan``: the solve whose
+    first control it is (``plan.cost`` is the predicted cost-to-go, terminal included);
+    ``solves``: DDP solves made at this step (warm start, cold retry, guesses); ``iterations``
+    and ``n_transitions``: DDP iterations and node evaluations summed over them; ``seconds``:
+    wall-clock of the step.
+    """
+
+    action: np.ndarray
+    plan: SolveResult
+    solves: int
+    iterations: int
+    n_transitions: int
+    seconds: float
+
+
+class MPCController:
+    """Receding-horizon control of a differentiable env with a terminal cost (e.g. a learned value).
+
+    :param env: a dvp_rl env (wrappers allowed): the model the controller plans with
+    :param horizon: the planning horizon ``T`` (running nodes, >= 1)
+    :param terminal: the terminal cost (:data:`dvp_rl.ocp.TerminalSpec`): ``None`` (zero),
+        ``"env"``, or an exported value network (scaled by ``gamma**T``)
+    :param gamma: discount of the plan's costs
+    :param max_iter: DDP iterations per solve; with a small budget the (unconverged) plan is applied as it is
+    :param th_stop: DDP stopping threshold
+    :param retry_cold: re-solve from the default guess when a warm-started solve does not
+        converge, and keep that solve when it converged (or the warm one failed outright)
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        horizon: int,
+        terminal: TerminalSpec = None,
+        gamma: float = 1.0,
+        max_iter: int = 300,
+        th_stop: float = 1e-9,
+        retry_cold: bool = True,
+    ) -> None:
+        self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
+        self.env = self.ocp.env
+        self.retry_cold = bool(retry_cold)
+        self._warm_starts: dict[int, np.ndarray] = {}
+
+    @property
+    def horizon(self) -> int:
+        """The planning horizon ``T``."""
+        return self.ocp.horizon
+
+    def reset(self, index: int | None = None) -> None:
+        """Drop the warm start of env ``index`` (``None``: of every env), as at an episode's start."""
+        if index is None:
+            self._warm_starts.clear()
+        else:
+            self._warm_starts.pop(int(index), None)
+
+    def step(self, x: np.ndarray, index: int = 0) -> MPCStep:
+        """Plan from state ``x`` (nx,) for env ``index`` and return the first control with the plan.
+
+        :raises ValueError: ``x`` of the wrong shape or not finite
+        :raises RuntimeError: no solve gave finite controls (the warm start of ``index`` is dropped)
+        """
+        t0 = time.perf_counter()
+        x = self.env.check_state(x, "x")
+        warm = self._warm_starts.get(int(index))
+        plan = self.ocp.solve(x, us_init=warm)
+        solves, iterations, nodes = 1, plan.iterations, plan.n_transitions
+        if warm is not None and self.retry_cold and not plan.converged:
+            cold = self.ocp.solve(x)
+            solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.n_transitions
+            if cold.converged or not np.all(np.isfinite(plan.us)):
+                plan = cold
+        if not np.all(np.isfinite(plan.us)):
+            self.reset(index)
+            raise RuntimeError(f"MPC (T={self.horizon}) found no finite plan from state {x}")
+        self._warm_starts[int(index)] = np.concatenate([plan.us[1:], plan.us[-1:]])
+        action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
+        return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0)
+
+    def predict(self, states: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
+        """Actions (N, nu) of a batch of states (N, nx), one env index per row.
+
+        :param episode_start: (N,) bools; a true entry drops that env's warm start first
+        """
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim != 2:
+            raise ValueError(f"states must have shape (N, {self.env.nx}), got {states.shape}")
+        if episode_start is not None:
+            starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+            if starts.shape != (len(states),):
+                raise ValueError(f"episode_start must have {len(states)} entries, got {starts.size}")
+            for i in np.flatnonzero(starts):
+                self.reset(int(i))
+        return np.array([self.step(x, i).action for i, x in enumerate(states)]).reshape(len(states), self.env.nu)
+
+
+class ClosedLoop(NamedTuple):
+    """A closed-loop run on the controller's own model.
+
+    ``xs`` (n+1, nx), ``us`` (n, nu), ``costs`` (n,): the running cost of each step; per step
+    ``seconds`` (n,), ``iterations`` (n,), ``n_transitions`` (n,) of the controller, and
+    ``converged`` (n,): whether the applied plan met the stopping criterion.
+    """
+
+    xs: np.ndarray
+    us: np.ndarray
+    costs: np.ndarray
+    seconds: np.ndarray
+    iterations: np.ndarray
+    n_transitions: np.ndarray
+    converged: np.ndarray
+
+
+def closed_loop(controller: MPCController, x0: np.ndarray, n_steps: int) -> ClosedLoop:
+    """Run ``controller`` for ``n_steps`` steps from ``x0`` (nx,) on its env's model
+    (``env.dynamics``, ``env.cost``), from a fresh warm start (env index 0)."""
+    if int(n_steps) < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    env = controller.env
+    controller.reset(0)
+    xs, steps = [env.check_state(x0, "x0")], []
+    costs = []
+    for _ in range(int(n_steps)):
+        step = controller.step(xs[-1])
+        steps.append(step)
+        costs.append(env.cost(xs[-1], step.action))
+        xs.append(env.dynamics(xs[-1], step.action))
+    column = lambda f, dtype: np.array([f(s) for s in steps], dtype=dtype)  # noqa: E731
+    return ClosedLoop(
+        xs=np.array(xs),
+        us=np.array([s.action for s in steps]).reshape(len(steps), env.nu),
+        costs=np.array(costs, dtype=np.float64),
+        seconds=column(lambda s: s.seconds, np.float64),
+        iterations=column(lambda s: s.iterations, np.int64),
+        n_transitions=column(lambda s: s.n_transitions, np.int64),
+        converged=column(lambda s: s.plan.converged, bool),
+    )

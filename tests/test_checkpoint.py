@@ -1,0 +1,195 @@
+"""Checkpoint files: every damaged file is a CheckpointError naming the problem, nothing in a file
+runs code, writes are atomic and durable (fsync) and clean up after interrupted ones."""
+
+import io
+import json
+import os
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dvp_rl.agent import DVP
+from dvp_rl.checkpoint import CheckpointError, check_contents, read_checkpoint, write_checkpoint
+
+NX = 2
+
+
+def good_parts() -> tuple[dict, dict, dict]:
+    """``(data, state_dict, arrays)`` shaped like an agent's checkpoint of a 2-state env."""
+    data = {"class": "DVP", "env_id": "dvp_rl/LinearQuadratic-v0", "hyperparameters": {"horizon": 5}, "iteration": 3,
+            "num_timesteps": 1200, "rng_state": {"bit_generator": "PCG64"}}  # fmt: skip
+    state_dict = torch.nn.Linear(NX, 4).state_dict()
+    arrays = {"validation_states": np.zeros((5, NX)), "validation_values": np.ones(5), "final_states": np.ones((7, NX))}
+    return data, state_dict, arrays
+
+
+@pytest.fixture
+def good(tmp_path) -> Path:
+    return write_checkpoint(tmp_path / "ckpt.zip", *good_parts())
+
+
+def replace_entry(path: Path, entry: str, payload: bytes | None) -> Path:
+    """A copy of the zip ``path`` with ``entry`` replaced by ``payload`` (removed if ``None``)."""
+    out = path.with_name(f"damaged_{entry}.zip")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            if name != entry:
+                dst.writestr(name, src.read(name))
+            elif payload is not None:
+                dst.writestr(name, payload)
+    return out
+
+
+def with_data(**changes) -> bytes:
+    data = good_parts()[0]
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    return json.dumps(data).encode()
+
+
+def torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+class RunsCode:
+    """A pickle that creates a file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+DAMAGES = {
+    "data: no iteration": ("data", with_data(iteration=None), r"lacks the required key\(s\) \['iteration'\]"),
+    "data: no env_id, no rng_state": ("data", with_data(env_id=None, rng_state=None), r"\['env_id', 'rng_state'\]"),
+    "data: a list": ("data", b"[1, 2]", "must be a JSON object, got a list"),
+    "data: not JSON": ("data", b"{'iteration': 3", "data entry is not JSON"),
+    "data: not UTF-8": ("data", b"\xff\xfe\x00", "data entry is not JSON"),
+    "data: iteration a string": ("data", with_data(iteration="abc"), r"data\['iteration'\] must be a JSON int"),
+    "data: negative num_timesteps": ("data", with_data(num_timesteps=-5), r"data\['num_timesteps'\] must be >= 0"),
+    "value_net.pth: random bytes": ("value_net.pth", os.urandom(3000), "value_net.pth is not a torch state dict"),
+    "value_net.pth: a list": ("value_net.pth", torch_bytes([torch.zeros(2)]), "holds a list, not a state dict"),
+    "value_net.pth: an int": ("value_net.pth", torch_bytes({"weight": 3}), r"value_net.pth\['weight'\] is a int, not a tensor"),
+    "arrays.npz: random bytes": ("arrays.npz", os.urandom(500), "arrays.npz is not a numpy archive"),
+    "format_version: text": ("format_version", b"abc", "format_version is 'abc', not an integer"),
+    "format_version: other": ("format_version", b"7", "has checkpoint format 7"),
+    "no arrays.npz": ("arrays.npz", None, r"missing \['arrays.npz'\]"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_file_is_a_checkpoint_error_naming_the_problem(good, damage):
+    entry, payload, message = DAMAGES[damage]
+    path = replace_entry(good, entry, payload)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+    # never torch's or numpy's advice to turn their safety off (running the file's code)
+    chained = info.value.__cause__ or (None if info.value.__suppress_context__ else info.value.__context__)
+    shown = f"{info.value} {chained or ''}"
+    assert "weights_only=False" not in shown and "allow_pickle" not in shown
+
+
+def test_a_damaged_zip_is_a_checkpoint_error(good):
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as archive:
+        info = archive.getinfo("value_net.pth")
+    start = info.header_offset + 30 + len(info.filename)  # the compressed bytes of the entry
+    for offset in range(start, start + info.compress_size, max(1, info.compress_size // 8)):
+        flipped = bytearray(raw)
+        flipped[offset] ^= 0xFF
+        good.with_name("flipped.zip").write_bytes(bytes(flipped))
+        with pytest.raises(CheckpointError, match="corrupt or truncated|is damaged"):
+            read_checkpoint(good.with_name("flipped.zip"))
+    good.with_name("truncated.zip").write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        read_checkpoint(good.with_name("truncated.zip"))
+
+
+def test_a_pickle_in_a_checkpoint_does_not_run(good, tmp_path):
+    marker = tmp_path / "ran"
+    path = replace_entry(good, "value_net.pth", pickle.dumps({"weight": RunsCode(marker)}))
+    with pytest.warns(UserWarning, match="pickle protocol"), pytest.raises(CheckpointError, match="refused"):
+        read_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_dvp_load_of_a_file_without_required_keys_is_a_checkpoint_error(tmp_path):
+    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, n_samples=20, n_validation=5, net_arch=(8,), n_workers=1, checkpoint_dir=None)
+    path = agent.save(tmp_path / "agent.zip")
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    del data["iteration"]
+    with pytest.raises(CheckpointError, match=r"lacks the required key\(s\) \['iteration'\]"):  # was a bare KeyError
+        DVP.load(replace_entry(path, "data", json.dumps(data).encode()))
+
+
+def test_check_contents_names_non_finite_values_and_wrong_shapes(good):
+    _, state_dict, arrays = read_checkpoint(good)
+    check_contents(state_dict, arrays, NX, source=good)  # a good file passes
+    check_contents(state_dict, {"validation_states": arrays["validation_states"]}, NX)  # final_states is optional
+    nan_weight = {**state_dict, "weight": torch.full_like(state_dict["weight"], float("nan"))}
+    with pytest.raises(CheckpointError, match=r"ckpt.zip is damaged: value_net.pth\['weight'\] holds non-finite values"):
+        check_contents(nan_weight, arrays, NX, source=good)
+    with pytest.raises(CheckpointError, match=r"value_net.pth\['bias'\] is not a floating-point tensor"):
+        check_contents({**state_dict, "bias": torch.zeros(4, dtype=torch.int64)}, arrays, NX)
+    with pytest.raises(CheckpointError, match=r"arrays.npz\['validation_values'\] holds non-finite values"):
+        check_contents(state_dict, {**arrays, "validation_values": np.array([1.0, np.inf])}, NX)
+    with pytest.raises(CheckpointError, match=r"arrays.npz\['final_states'\] has shape \(4, 5\), expected \(N, 2\)"):
+        check_contents(state_dict, {**arrays, "final_states": np.zeros((4, 5))}, NX)
+    with pytest.raises(CheckpointError, match=r"arrays.npz\['validation_states'\] has shape \(6,\), expected \(N, 2\)"):
+        check_contents(state_dict, {**arrays, "validation_states": np.zeros(6)}, NX)
+    with pytest.raises(CheckpointError, match=r"arrays.npz lacks \['validation_states'\]"):
+        check_contents(state_dict, {"final_states": arrays["final_states"]}, NX)
+    with pytest.raises(CheckpointError, match="dtype <U1, not a numeric one"):
+        check_contents(state_dict, {**arrays, "names": np.array(["a"])}, NX)
+    # a checkpoint written with NaN weights is caught after reading
+    data, state_dict, arrays = good_parts()
+    state_dict["weight"][0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="non-finite"):
+        check_contents(*read_checkpoint(write_checkpoint(good.with_name("nan.zip"), data, state_dict, arrays))[1:], NX)
+
+
+def test_the_next_write_removes_temporaries_of_an_interrupted_one(tmp_path):
+    path = tmp_path / "dvp_checkpoint.zip"
+    stale = [tmp_path / "dvp_checkpoint.zipq1w2e3r4.tmp", tmp_path / "dvp_checkpoint.zip.a8b7c6.tmp"]  # old and new naming
+    others = [tmp_path / "other.zip.x1.tmp", tmp_path / "notes.txt"]
+    for file in stale + others:
+        file.write_bytes(b"half a zip")
+    write_checkpoint(path, *good_parts())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dvp_checkpoint.zip"] + [p.name for p in others])
+    assert read_checkpoint(path)[0]["iteration"] == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd to name what is fsync'ed")
+def test_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)  # spies: the real calls still run
+    monkeypatch.setattr(os, "replace", replace)
+    path = write_checkpoint(tmp_path / "ckpt.zip", *good_parts())
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    assert events[0][1].endswith(".tmp") and Path(events[0][1]).parent == tmp_path
+    assert events[1][1] == str(path) and events[2][1] == str(tmp_path)

@@ -1,0 +1,105 @@
+"""The one MPC controller: first control of the DDP plan, warm starts per env, resets, the closed
+loop, DVP.predict running it, and the solver side importing without torch."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dvp_rl.agent import DVP
+from dvp_rl.mpc import MPCController, closed_loop
+from dvp_rl.ocp import solve_ocp
+from tests.conftest import make_unwrapped
+
+
+def test_step_applies_the_first_control_of_the_cold_plan_then_warm_starts():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    x0 = env.sample_states(1, 3)[0]
+    controller = MPCController(env, 20)
+    first = controller.step(x0)
+    reference = solve_ocp(env, x0, 20)
+    np.testing.assert_array_equal(first.action, np.clip(reference.us[0], env.action_low, env.action_high))
+    assert first.plan.cost == reference.cost and first.solves == 1 and first.seconds > 0
+    x1 = env.dynamics(x0, first.action)
+    warm = controller.step(x1)
+    cold = solve_ocp(env, x1, 20)
+    assert warm.plan.converged and warm.iterations < cold.iterations  # the shifted plan is a better start
+    np.testing.assert_allclose(warm.action, cold.us[0], atol=1e-6)
+
+
+def test_warm_starts_are_per_env_index_and_reset_drops_them():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    states = env.sample_states(2, 5)
+    controller = MPCController(env, 15)
+    controller.predict(states)
+    assert set(controller._warm_starts) == {0, 1}
+    controller.predict(states[:1], episode_start=np.array([True]))
+    cold = MPCController(env, 15).step(states[0])
+    assert controller._warm_starts[0].shape == (15, env.nu)
+    np.testing.assert_allclose(controller._warm_starts[0][:-1], cold.plan.us[1:], atol=1e-12)
+    controller.reset()
+    assert controller._warm_starts == {}
+    with pytest.raises(ValueError, match="episode_start must have 2 entries"):
+        controller.predict(states, episode_start=np.array([True, False, True]))
+    with pytest.raises(ValueError):
+        controller.step(np.array([np.nan, 0.0, 0.0]))
+
+
+def test_closed_loop_steps_the_env_model_and_sums_its_costs():
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0")
+    x0 = env.sample_states(1, 0)[0]
+    loop = closed_loop(MPCController(env, 10, terminal="env"), x0, 6)
+    assert loop.xs.shape == (7, env.nx) and loop.us.shape == (6, env.nu) and loop.converged.all()
+    for k in range(6):
+        np.testing.assert_array_equal(loop.xs[k + 1], env.dynamics(loop.xs[k], loop.us[k]))
+        assert loop.costs[k] == env.cost(loop.xs[k], loop.us[k])
+    assert np.linalg.norm(loop.xs[-1]) < np.linalg.norm(x0)
+
+
+def test_dvp_predict_runs_the_agents_controller():
+    agent = DVP("dvp_rl/Unicycle-v0", horizon=10, n_samples=40, max_epochs=5, polish_steps=0, n_validation=10,
+                net_arch=(8,), n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+    states = agent.system.sample_states(3, 11)
+    controller = agent.controller()
+    assert controller.horizon == agent.mpc_horizon and controller.ocp.terminal_model.arrays is agent.value_arrays
+    for _ in range(3):  # warm-started calls stay equal
+        expected = controller.predict(states).astype(np.float32)
+        np.testing.assert_array_equal(agent.predict(states)[0], expected)
+        states = np.array([agent.system.dynamics(x, u) for x, u in zip(states, expected)])
+
+
+def test_the_solver_side_imports_and_solves_without_torch():
+    """What a solver worker runs (sampling, ocp, terminal, value arrays, numba kernel) needs no torch."""
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is not available")
+
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        from dvp_rl.sampling import SolveSpec, solve_states
+        from dvp_rl.mpc import MPCController
+        from dvp_rl.value_arrays import NetworkArrays
+
+        rng = np.random.default_rng(0)
+        sizes = (3, 8, 2)
+        arrays = NetworkArrays("gauss_residual", 3, (), np.zeros(3), np.ones(3),
+                               tuple(0.3 * rng.standard_normal((b, a)) for a, b in zip(sizes[:-1], sizes[1:])),
+                               tuple(np.zeros(b) for b in sizes[1:]))
+        batch = solve_states(SolveSpec("dvp_rl/Unicycle-v0", {}, 10, 1.0, arrays), rng.uniform(-1, 1, (3, 3)))
+        assert batch.converged.all(), batch.converged
+        import envs
+        action = MPCController(envs.make("dvp_rl/Unicycle-v0").unwrapped, 10, arrays).step(np.array([0.5, 0.2, 0.1])).action
+        assert "torch" not in sys.modules
+        print("ok", action.shape)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok (2,)"
