@@ -88,7 +88,9 @@ def evaluate_episodes(
     When ``policy`` has SB3's ``get_vec_normalize_env()`` and it returns a ``VecNormalize``,
     observations pass through its ``normalize_obs`` (its statistics are not updated), as
     rl-zoo3 loads the saved statistics for evaluation. ``predict`` receives one
-    unbatched observation and ``deterministic=True``; its action goes to ``env.step`` as it is.
+    unbatched observation, ``episode_start`` (true at an episode's first step, so a controller
+    with memory, e.g. an MPC's warm start, starts afresh) and ``deterministic=True``; its
+    action goes to ``env.step`` as it is.
 
     :param policy: any object with SB3's ``predict(obs, state, episode_start, deterministic)``
     :param env_id: a registered Gymnasium id
@@ -114,7 +116,7 @@ def evaluate_episodes(
             while not done:
                 start = time.perf_counter_ns()
                 policy_obs = obs if vec_normalize is None else vec_normalize.normalize_obs(obs)
-                action, _ = policy.predict(policy_obs, deterministic=True)
+                action, _ = policy.predict(policy_obs, episode_start=np.array([lengths[i] == 0]), deterministic=True)
                 step_ns.append(time.perf_counter_ns() - start)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 returns[i] += float(reward)

@@ -42,6 +42,7 @@ __all__ = [
     "WallClockCap",
     "action_noise",
     "check_algo",
+    "critic_costs",
     "default_gamma",
     "evaluate_episodes",
     "learn_capped",
@@ -294,3 +295,31 @@ def learn_capped(
     model.learn(int(total_timesteps), callback=callbacks, **learn_kwargs)
     wall_s = time.perf_counter() - start
     return TrainingRun(model, int(model.num_timesteps), wall_s, cap.hit)
+
+
+# ---------------------------------------------------------------------------- critics
+def critic_costs(model: BaseAlgorithm, observations: np.ndarray) -> np.ndarray:
+    """The model's critic as a cost-to-go at ``observations`` (N, n_obs), on the env's reward scale; (N,).
+
+    PPO: ``-V(o)`` (:func:`baselines.ppo.critic_values`); SAC and TD3: ``-min_k Q_k(o, pi(o))``
+    over the critic heads, ``pi`` the deterministic actor (SB3's target uses that minimum).
+    Observations pass through the model's VecNormalize statistics when it has them, and the
+    critic is scaled back when it was trained on normalised rewards. Each estimates the
+    discounted return of its own ``model.gamma``.
+    """
+    from baselines.ppo import critic_values  # PPO's, VecNormalize included
+
+    if isinstance(model, PPO):
+        return critic_values(model, observations)
+    obs = np.asarray(observations, dtype=np.float32)
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        obs = np.asarray(vec_normalize.normalize_obs(obs), dtype=np.float32)
+    model.policy.set_training_mode(False)
+    with torch.no_grad():
+        obs_tensor, _ = model.policy.obs_to_tensor(obs)
+        actions = model.policy._predict(obs_tensor, deterministic=True)
+        q = torch.cat(model.critic(obs_tensor, actions), dim=1).min(dim=1).values.cpu().numpy().astype(np.float64)
+    if vec_normalize is not None and vec_normalize.norm_reward:
+        q = q * float(np.sqrt(vec_normalize.ret_rms.var + vec_normalize.epsilon))
+    return -q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
-from dvp_rl.checkpoint import CheckpointError, jsonable, read_checkpoint, write_checkpoint
+from dvp_rl.checkpoint import CheckpointError, check_contents, jsonable, read_checkpoint, write_checkpoint
 from dvp_rl.mpc import MPCController
 from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, unwrap
 from dvp_rl.sampling import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
@@ -164,30 +165,30 @@ class DVP:
             self.system = unwrap(envs.make(self.env_id, self.env_kwargs))
         if initial_terminal not in ("zero", "env"):
             raise ValueError(f"initial_terminal must be 'zero' or 'env', got {initial_terminal!r}")
-        if int(n_samples) < 10:
-            raise ValueError(f"n_samples must be >= 10, got {n_samples}")
-        self.horizon = int(horizon)
-        self.n_samples = int(n_samples)
+        self.horizon = _integer("horizon", horizon, 1)
+        self.n_samples = _integer("n_samples", n_samples, 10)
         self.gamma = float(gamma)
         self.value_net = value_net
         self.net_arch = tuple(int(w) for w in net_arch)
         self.residual_dim = int(residual_dim)
         self.sobolev_weights = _as_weights(sobolev_weights)
         self.learning_rate = float(learning_rate)
-        self.batch_size = int(batch_size)
-        self.max_epochs = int(max_epochs)
-        self.patience = int(patience)
-        self.polish_steps = int(polish_steps)
+        self.batch_size = _integer("batch_size", batch_size, 1)
+        self.max_epochs = _integer("max_epochs", max_epochs, 1)
+        self.patience = _integer("patience", patience, 1)
+        self.polish_steps = _integer("polish_steps", polish_steps, 0)
         self.validation_fraction = float(validation_fraction)
-        self.n_validation = int(n_validation)
+        self.n_validation = _integer("n_validation", n_validation, 1)
         if not 0.0 <= float(final_state_fraction) < 1.0:
             raise ValueError(f"final_state_fraction must be in [0, 1), got {final_state_fraction}")
         self.final_state_fraction = float(final_state_fraction)
         self.anchor_goal = bool(anchor_goal)
         self._goal = checked_goal(self.system) if self.anchor_goal else None
         self.initial_terminal = initial_terminal
-        self.mpc_horizon = int(mpc_horizon) if mpc_horizon is not None else self.horizon
-        self.max_iter = int(max_iter)
+        self.mpc_horizon = _integer("mpc_horizon", mpc_horizon, 1) if mpc_horizon is not None else self.horizon
+        self.max_iter = _integer("max_iter", max_iter, 1)
+        if not (math.isfinite(float(th_stop)) and float(th_stop) > 0):
+            raise ValueError(f"th_stop must be finite and > 0, got {th_stop}")
         self.th_stop = float(th_stop)
         self.parallel = ParallelConfig.resolve(n_workers, parallel)
         self.seed = seed
@@ -196,6 +197,7 @@ class DVP:
         self.checkpoint_dir = checkpoint_dir
         self.verbose = int(verbose)
         OptimalControlProblem(self.system, self.horizon, self.gamma)  # validates horizon and gamma early
+        self.fit_config()  # validates the fit's settings now, not at the first fit
 
         self.iteration = 0
         self.num_timesteps = 0
@@ -206,6 +208,7 @@ class DVP:
         self._vec_env: VecEnv | None = None
         self._controller: MPCController | None = None  # predict's, rebuilt after every iteration
         self._controller_iteration = -1
+        self._checkpoint_file: Path | None = None  # set by load(): where learn() goes on checkpointing
         self._setup_model()
 
     # ------------------------------------------------------------------ set-up
@@ -332,6 +335,8 @@ class DVP:
         self.logger.record("hparams", HParam(hparams, metrics), exclude=("stdout", "log", "json", "csv"))
 
     def _checkpoint_path(self) -> Path | None:
+        if self._checkpoint_file is not None:  # loaded: keep writing the checkpoint it came from
+            return self._checkpoint_file
         if self.checkpoint_dir is None:
             return None
         if self.checkpoint_dir == "auto":
@@ -381,6 +386,13 @@ class DVP:
         self.failed_solves += n_failed
         self.num_timesteps += int(batch.n_transitions.sum())
         if ok.sum() < 10:
+            if lost:
+                reasons = sorted({lost_solve.reason for lost_solve in lost})
+                raise RuntimeError(
+                    f"only {int(ok.sum())} of {len(states)} DDP solves converged at iteration {self.iteration + 1}: {len(lost)} solves "
+                    f"were lost ({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''}); raise the solve timeout "
+                    "(parallel=ParallelConfig(solve_timeout=...)) or find why the workers die"
+                )
             raise RuntimeError(
                 f"only {int(ok.sum())} of {len(states)} DDP solves converged at iteration {self.iteration + 1}; "
                 "raise max_iter or check the env's cost and bounds"
@@ -551,6 +563,7 @@ class DVP:
             "env_id": self.env_id,
             "env_kwargs": jsonable(self.env_kwargs),
             "real_env": None if self.twin is None else {"id": self.real_env_id, "kwargs": jsonable(self.real_env_kwargs)},
+            "parallel": jsonable(asdict(self.parallel)),
             "hyperparameters": self.hyperparameters(),
             "net_config": self.policy_net.config | ({"residual_dim": self.residual_dim} if self.value_net == "gauss_residual" else {}),
             "iteration": self.iteration,
@@ -567,41 +580,80 @@ class DVP:
         return write_checkpoint(path, jsonable(data), self.policy_net.state_dict(), arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, **kwargs: Any) -> "DVP":
+    def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, allow_module_import: bool = False, **kwargs: Any) -> "DVP":
         """Load a saved agent; ``env`` defaults to the saved env id and kwargs; ``kwargs`` override settings
         such as ``n_workers``, ``parallel``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
 
-        Raises :class:`dvp_rl.checkpoint.CheckpointError` on a corrupt, truncated or incompatible file.
+        The execution settings (``parallel``) are those saved unless ``n_workers`` or ``parallel``
+        is given. ``learn`` goes on writing its checkpoint to ``path`` (so a resumed run keeps
+        protecting its iterations) unless ``checkpoint_dir`` is given.
+
+        Nothing in the file runs code: an env id of Gymnasium's ``"module:id"`` form, which imports
+        ``module``, is refused unless ``allow_module_import`` (trust the file first).
+
+        :raises dvp_rl.checkpoint.CheckpointError: a missing, corrupt, truncated, damaged (NaN
+            weights, arrays of the wrong shape) or incompatible file, naming the problem
         """
         data, state_dict, arrays = read_checkpoint(path)
         if data.get("class") != cls.__name__:
             raise CheckpointError(f"{path} holds a {data.get('class')!r}, not a {cls.__name__}")
+        real = data.get("real_env")
+        try:
+            saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path} is damaged: its real_env entry is not {{'id', 'kwargs'}} ({exc})") from exc
+        if env is None and not allow_module_import and ":" in str(saved_id):
+            raise CheckpointError(
+                f"{path} names the env {saved_id!r}, which would import the module {str(saved_id).split(':')[0]!r}; "
+                "pass allow_module_import=True if you trust the file, or env=... to load it into an env you made"
+            )
+        if "n_workers" not in kwargs and "parallel" not in kwargs and isinstance(data.get("parallel"), dict):
+            try:
+                kwargs["parallel"] = ParallelConfig(**data["parallel"])
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path} is damaged: its parallel settings {data['parallel']!r} are invalid ({exc})") from exc
         try:
             hyper = dict(data["hyperparameters"])
             hyper["net_arch"] = tuple(hyper["net_arch"])
-            real = data.get("real_env")
-            saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
             env_arg = env if env is not None else saved_id
             env_kwargs = saved_kwargs if isinstance(env_arg, str) else None
             agent = cls(env_arg, env_kwargs=env_kwargs, **{**hyper, **kwargs})
-            if agent.system.nx != agent.policy_net.nx:
-                raise CheckpointError("state dimension mismatch")
-            agent.policy_net.load_state_dict(state_dict)
         except CheckpointError:
             raise
-        except (KeyError, TypeError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path} is incompatible with this env or dvp_rl version ({type(exc).__name__}: {exc})") from exc
         if agent.env_id != data["env_id"]:
             raise CheckpointError(f"{path} was trained on {data['env_id']!r}, not {agent.env_id!r}")
+        check_contents(state_dict, arrays, agent.system.nx, source=path)
+        net = data.get("net_config") or {}
+        saved_net = (net.get("kind"), net.get("nx"), tuple(net.get("angle_dims", ())))
+        expected = (agent.value_net, agent.system.nx, tuple(agent.system.angle_dims))
+        if saved_net != expected:
+            raise CheckpointError(
+                f"{path}'s network (kind, nx, angle_dims) = {saved_net} does not fit {agent.env_id}, which needs {expected}: "
+                "the file was edited or belongs to another env"
+            )
+        try:
+            agent.policy_net.load_state_dict(state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}'s network does not fit its hyper-parameters ({exc})") from exc
         agent.iteration = int(data["iteration"])
         agent.num_timesteps = int(data["num_timesteps"])
         agent.failed_solves = int(data.get("failed_solves", 0))
         agent.lost_solves = int(data.get("lost_solves", 0))
-        agent._rng.bit_generator.state = data["rng_state"]
+        try:
+            agent._rng.bit_generator.state = data["rng_state"]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path} is damaged: its rng_state is not a {type(agent._rng.bit_generator).__name__} state ({exc})") from exc
         agent._validation_states = arrays["validation_states"]
         agent._validation_values = arrays.get("validation_values")
+        if agent._validation_values is not None and agent._validation_values.shape != (len(agent._validation_states),):
+            raise CheckpointError(f"{path} is damaged: validation_values has shape {agent._validation_values.shape}, "
+                                  f"expected ({len(agent._validation_states)},)")  # fmt: skip
         agent._final_states = arrays.get("final_states")
         agent._arrays = agent.policy_net.export()
+        if "checkpoint_dir" not in kwargs:
+            agent._checkpoint_file = Path(path)
         return agent
 
 
@@ -625,6 +677,15 @@ def checked_goal(system: Any) -> np.ndarray | None:
             f"{cost:.3g}, terminal cost {terminal:.3g}); set goal_state = None or DVP(anchor_goal=False)"
         )
     return goal
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int ``>= minimum``; a float is accepted only when it is integral (no silent truncation)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) or not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def _as_weights(weights: SobolevWeights | dict | Sequence[float]) -> SobolevWeights:

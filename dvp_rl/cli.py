@@ -1,4 +1,4 @@
-"""The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | reproduce``.
+"""The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | zoo | reproduce``.
 
 Arguments are checked when they are parsed, before any work. A user error (a bad value, an
 unknown env id, a missing or damaged file) prints one line ``dvp-rl: error: ...`` and exits with
@@ -150,6 +150,29 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from dvp_rl.sobolev import torch_threads
+    from dvp_rl.zoo import QUICK, ZooConfig, run_zoo
+
+    base = QUICK if args.quick else ZooConfig()
+    given = {
+        "env_id": args.env, "agents": tuple(args.agents) if args.agents else None, "seed": args.seed,
+        "budget_seconds": args.budget_seconds, "n_episodes": args.episodes, "episode_seed": args.episode_seed,
+        "dvp_kwargs": {**base.dvp_kwargs, **args.dvp_kwargs} if args.dvp_kwargs else None,
+        "sb3_kwargs": {**base.sb3_kwargs, **args.sb3_kwargs} if args.sb3_kwargs else None,
+        "n_workers": args.n_workers, "cache_dir": args.cache_dir, "out": args.out,
+    }  # fmt: skip
+    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    if not args.sb3_kwargs:  # the quick budgets of agents this run does not train are not its settings
+        config = dataclasses.replace(config, sb3_kwargs={k: v for k, v in config.sb3_kwargs.items() if k in config.agents})
+    with torch_threads(1):  # one thread: the networks are tiny, and SB3 and the fits are faster so on a small machine
+        result = run_zoo(config)
+    print((result.out / "summary.md").read_text())
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -224,6 +247,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ground-truth-cache", help="ground-truth cache folder (default runs/ground_truth)")
     bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>)")
     bench.set_defaults(func=_benchmark)
+
+    zoo = sub.add_parser(
+        "zoo", help="DVP against SB3's SAC, TD3 and PPO on a Gymnasium id, scored by its own reward (rl-zoo3 style)",
+        description="Train DVP (from the model, zero env interactions) and SAC, TD3, PPO (rl-zoo3's settings) under the same "
+                    "wall-clock cap, then score every agent on the same fixed-seed episodes of the real env, against the "
+                    "optimal return of each episode.",
+    )  # fmt: skip
+    zoo.add_argument("--env", help="Gymnasium id (default Pendulum-v1)")
+    zoo.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run: every output)")
+    zoo.add_argument("--agents", nargs="+", choices=["DVP", "SAC", "TD3", "PPO"], help="agents to train (default: all four)")
+    zoo.add_argument("--seed", type=_integer(0), help="training seed of every agent (default 0)")
+    zoo.add_argument("--budget-seconds", type=_number(0.0), help="wall-clock cap of each agent's training (default 600)")
+    zoo.add_argument("--episodes", type=_integer(1), help="evaluation episodes (default 100)")
+    zoo.add_argument("--episode-seed", type=_integer(0), help="reset seed of the first episode, the others follow (default 1000)")
+    zoo.add_argument("--dvp-kwargs", type=_json_object, help='JSON dict of DVP arguments and "iterations", e.g. \'{"n_samples": 500}\'')
+    zoo.add_argument("--sb3-kwargs", type=_json_object, help='JSON dict per agent of hyperparams.yml overrides, e.g. \'{"SAC": {"n_timesteps": 5000}}\'')
+    zoo.add_argument("--n-workers", type=_integer(1), help="DVP's solver processes (default 2)")
+    zoo.add_argument("--cache-dir", help="cache folder of the optimal reference (default <out>/../reference)")
+    zoo.add_argument("--out", help="output folder (default runs/zoo/<env>__<timestamp>)")
+    zoo.set_defaults(func=_zoo)
 
     reproduce = sub.add_parser("reproduce", help="reproduce one of the paper's experiments (figures, table, tensorboard)")
     reproduce.add_argument("name", help="convergence | horizon | noise | sobolev | architecture | ppo | mpc | all")

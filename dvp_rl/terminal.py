@@ -18,6 +18,7 @@ import numpy as np
 
 from dvp_rl import compiled
 from dvp_rl.value_arrays import NetworkArrays, numpy_value, numpy_value_derivatives
+from envs.base import GuardedActionModel
 
 
 def _put(target: np.ndarray, value: np.ndarray) -> None:
@@ -25,13 +26,15 @@ def _put(target: np.ndarray, value: np.ndarray) -> None:
     target[...] = np.reshape(value, target.shape)
 
 
-class ValueTerminalModel(crocoddyl.ActionModelAbstract):
+class ValueTerminalModel(GuardedActionModel):
     """Terminal cost ``cost_scale * V(x)`` of an exported value network.
 
     ``calc`` sets ``cost = cost_scale * V(x)`` and ``xnext = x``; ``calcDiff`` sets
     ``Lx = cost_scale * Vx(x)`` and ``Lxx = cost_scale * Vxx(x)`` (Gauss-Newton for
     a Gauss-residual network, exact for a feed-forward one), computed for the ``x``
-    it is given; nothing is cached between calls. The control, if any, is ignored.
+    it is given; nothing is cached between calls. The control, if any, is ignored. An exception
+    inside (e.g. a state of the wrong shape) reaches the caller of the solve
+    (:class:`envs.base.GuardedActionModel`).
 
     :param arrays: the exported network (``net.export()``)
     :param nx: state dimension (must match ``arrays.nx``)
@@ -44,7 +47,7 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
 
     def __init__(self, arrays: NetworkArrays, nx: int, nu: int, cost_scale: float = 1.0, use_compiled: bool | None = None) -> None:
         _check_dimensions(arrays, nx, nu)
-        crocoddyl.ActionModelAbstract.__init__(self, crocoddyl.StateVector(int(nx)), int(nu), 0)
+        GuardedActionModel.__init__(self, crocoddyl.StateVector(int(nx)), int(nu), 0)
         self.arrays = arrays
         self.cost_scale = float(cost_scale)
         self._identity = np.eye(int(nx))
@@ -52,13 +55,13 @@ class ValueTerminalModel(crocoddyl.ActionModelAbstract):
         # CompiledGaussResidual raises ImportError when numba is missing and use_compiled=True
         self._compiled = compiled.CompiledGaussResidual(arrays) if wanted and arrays.kind == "gauss_residual" else None
 
-    def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+    def _calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
         x = self._check_state(x)
         value = self._compiled.value(x) if self._compiled is not None else numpy_value(self.arrays, x)
         data.cost = self.cost_scale * value
         _put(data.xnext, x)
 
-    def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+    def _calc_diff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
         x = self._check_state(x)
         if self._compiled is not None:
             _, Vx, Vxx = self._compiled.derivatives(x)

@@ -377,31 +377,26 @@ _CALC_BUFFERS = ("xnext",)
 _CALC_DIFF_BUFFERS = ("Fx", "Fu", "Lx", "Lu", "Lxx", "Lxu", "Luu")
 
 
-class NumpyActionModel(crocoddyl.ActionModelAbstract):
-    """A Python Crocoddyl action model over a :class:`NumpySystemEnv`'s numpy functions.
+class GuardedActionModel(crocoddyl.ActionModelAbstract):
+    """A Python Crocoddyl action model whose exceptions reach the caller of the solve.
 
-    **Exceptions.** An exception cannot cross Crocoddyl's C++ (it aborts the interpreter), so
-    ``calc``/``calcDiff`` catch whatever a hook raises (or a hook's output of the wrong size, a
-    ``ValueError`` naming the hook), keep the first in :attr:`error` and fill the data with NaN:
-    the solve fails numerically and returns. Until the error is taken, later calls skip the
-    hooks and write NaN. :class:`dvp_rl.ocp.OptimalControlProblem` takes it with
-    :meth:`take_error` after each solve and re-raises it with its original traceback.
+    An exception cannot cross Crocoddyl's C++ (it aborts the interpreter), so ``calc``/``calcDiff``
+    catch whatever the subclass's ``_calc``/``_calc_diff`` raise, keep the first in :attr:`error`
+    and fill the data with NaN: the solve fails numerically and returns. Until the error is taken,
+    later calls skip the evaluation and write NaN. :class:`dvp_rl.ocp.OptimalControlProblem` takes
+    it with :meth:`take_error` after each solve and re-raises it with its original traceback.
 
-    :param env: the system whose ``_dynamics``/``_cost``/... hooks are evaluated
-    :param cost_scale: factor applied to the cost and its derivatives (discount)
-    :param terminal: whether ``calc(data, x)`` evaluates the terminal cost
+    Subclasses call ``GuardedActionModel.__init__(self, state, nu, nr)`` and implement
+    ``_calc(data, x, u)`` and ``_calc_diff(data, x, u)`` (``u`` is ``None`` at a terminal node).
     """
 
-    def __init__(self, env: "NumpySystemEnv", cost_scale: float = 1.0, terminal: bool = False) -> None:
-        crocoddyl.ActionModelAbstract.__init__(self, crocoddyl.StateVector(env.nx), env.nu, 0)
-        self.env = env
-        self.cost_scale = float(cost_scale)
-        self.terminal = terminal
-        #: the first exception raised by a hook since the last :meth:`take_error`
+    def __init__(self, state: Any, nu: int, nr: int = 0) -> None:
+        crocoddyl.ActionModelAbstract.__init__(self, state, nu, nr)
+        #: the first exception raised inside ``calc``/``calcDiff`` since the last :meth:`take_error`
         self.error: BaseException | None = None
 
     def take_error(self) -> BaseException | None:
-        """Return the exception a hook raised inside ``calc``/``calcDiff`` (``None`` if none) and clear it."""
+        """Return the exception raised inside ``calc``/``calcDiff`` (``None`` if none) and clear it."""
         error, self.error = self.error, None
         return error
 
@@ -424,6 +419,33 @@ class NumpyActionModel(crocoddyl.ActionModelAbstract):
                 self.error = exc
         _fill_nan(data, _CALC_DIFF_BUFFERS)
 
+    @abc.abstractmethod
+    def _calc(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None: ...
+
+    @abc.abstractmethod
+    def _calc_diff(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None: ...
+
+    def createData(self) -> crocoddyl.ActionDataAbstract:
+        return crocoddyl.ActionDataAbstract(self)
+
+
+class NumpyActionModel(GuardedActionModel):
+    """A Python Crocoddyl action model over a :class:`NumpySystemEnv`'s numpy functions.
+
+    Exceptions raised by the env's hooks (or a hook's output of the wrong size, a ``ValueError``
+    naming the hook) reach the caller of the solve (:class:`GuardedActionModel`).
+
+    :param env: the system whose ``_dynamics``/``_cost``/... hooks are evaluated
+    :param cost_scale: factor applied to the cost and its derivatives (discount)
+    :param terminal: whether ``calc(data, x)`` evaluates the terminal cost
+    """
+
+    def __init__(self, env: "NumpySystemEnv", cost_scale: float = 1.0, terminal: bool = False) -> None:
+        GuardedActionModel.__init__(self, crocoddyl.StateVector(env.nx), env.nu, 0)
+        self.env = env
+        self.cost_scale = float(cost_scale)
+        self.terminal = terminal
+
     def _calc(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None:
         env, owner = self.env, type(self.env).__name__
         if u is None or self.terminal:
@@ -441,9 +463,6 @@ class NumpyActionModel(crocoddyl.ActionModelAbstract):
         else:
             _put_all(data, ("Fx", "Fu"), env._dynamics_derivatives(x, u), 1.0, f"{owner}._dynamics_derivatives(x, u)")
             _put_all(data, ("Lx", "Lu", "Lxx", "Lxu", "Luu"), env._cost_derivatives(x, u), s, f"{owner}._cost_derivatives(x, u)")
-
-    def createData(self) -> crocoddyl.ActionDataAbstract:
-        return crocoddyl.ActionDataAbstract(self)
 
 
 def _put_all(data: Any, names: tuple[str, ...], values: Any, scale: float, hook: str) -> None:

@@ -8,7 +8,7 @@ import crocoddyl
 import numpy as np
 import pinocchio
 
-from envs.base import reject_unknown_kwargs, uniform_box
+from envs.base import check_parameters, reject_unknown_kwargs, uniform_box
 from envs.multibody import CostTerm, MultibodyEnv, add_body, rod_inertia
 
 #: default weights (angle, speed, torque) of each ``cost`` of :class:`PendulumEnv`
@@ -114,6 +114,10 @@ class PendulumEnv(MultibodyEnv):
         reject_unknown_kwargs(self, unknown)
         if cost not in COST_DEFAULT_WEIGHTS:
             raise ValueError(f"cost must be one of {sorted(COST_DEFAULT_WEIGHTS)}, got {cost!r}")
+        check_parameters(self, "positive", m=m, l=l, dt=dt, max_torque=max_torque)
+        check_parameters(self, "finite", g=g)
+        check_parameters(self, "non_negative", w_terminal=w_terminal, max_start_speed=max_start_speed,
+                         **{f"w_{k}": w for k, w in {"angle": w_angle, "speed": w_speed, "torque": w_torque}.items() if w is not None})
         self.g, self.m, self.l, self.dt = float(g), float(m), float(l), float(dt)
         self.cost_kind = cost
         given = {"angle": w_angle, "speed": w_speed, "torque": w_torque}

@@ -193,3 +193,73 @@ def test_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, 
     assert kinds == ["fsync", "replace", "fsync"], events
     assert events[0][1].endswith(".tmp") and Path(events[0][1]).parent == tmp_path
     assert events[1][1] == str(path) and events[2][1] == str(tmp_path)
+
+
+# ---------------------------------------------------------------------------- DVP.load
+def tiny_dvp(env_id: str = "dvp_rl/LinearQuadratic-v0", **kwargs) -> DVP:
+    settings = dict(horizon=5, n_samples=20, n_validation=5, net_arch=(8,), max_epochs=3, polish_steps=0, n_workers=1, seed=0)
+    return DVP(env_id, **{**settings, **kwargs})
+
+
+def edited(path: Path, **changes) -> Path:
+    """A copy of the agent's file ``path`` whose JSON data has ``changes``."""
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    data.update(changes)
+    return replace_entry(path, "data", json.dumps(data).encode())
+
+
+def test_a_resumed_agent_keeps_checkpointing_and_its_execution_settings(tmp_path):
+    from dvp_rl.sampling import ParallelConfig
+
+    agent = tiny_dvp(parallel=ParallelConfig(1, solve_timeout=30.0), checkpoint_dir=str(tmp_path)).learn(1)
+    path = tmp_path / "dvp_checkpoint.zip"
+    resumed = DVP.load(path)  # no tensorboard folder, no checkpoint_dir: before, 'auto' wrote nothing
+    assert resumed.parallel == agent.parallel == ParallelConfig(1, "local", None, 30.0)
+    resumed.learn(1, reset_num_timesteps=False)
+    assert read_checkpoint(path)[0]["iteration"] == 2
+    assert DVP.load(path, n_workers=2).parallel == ParallelConfig(2, "local", None, None)  # overridden, not merged
+    elsewhere = tmp_path / "other"
+    DVP.load(path, checkpoint_dir=str(elsewhere)).learn(1, reset_num_timesteps=False)
+    assert read_checkpoint(elsewhere / "dvp_checkpoint.zip")[0]["iteration"] == 3
+
+
+def test_loading_never_imports_a_module_the_file_names(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "planted_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tiny_dvp(checkpoint_dir=None).save(tmp_path / "agent.zip")
+    crafted = edited(path, env_id="planted_module:dvp_rl/LinearQuadratic-v0")
+    with pytest.raises(CheckpointError, match="allow_module_import=True"):
+        DVP.load(crafted)
+    assert not marker.exists() and "planted_module" not in sys.modules
+
+
+def test_damaged_contents_are_refused_at_load_time(tmp_path):
+    agent = tiny_dvp(checkpoint_dir=None).learn(1)
+    path = agent.save(tmp_path / "agent.zip")
+    _, state_dict, arrays = read_checkpoint(path)
+    nan_weights = {k: torch.full_like(v, float("nan")) if k.endswith("weight") else v for k, v in state_dict.items()}
+    with pytest.raises(CheckpointError, match="non-finite"):  # before: loaded, and value() returned NaN
+        DVP.load(replace_entry(path, "value_net.pth", torch_bytes(nan_weights)))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{**arrays, "final_states": np.ones((4, 5))})
+    with pytest.raises(CheckpointError, match=r"final_states.*\(4, 5\)"):  # before: loaded, learn failed later
+        DVP.load(replace_entry(path, "arrays.npz", buffer.getvalue()))
+    pendulum = tiny_dvp("dvp_rl/Pendulum-v0", checkpoint_dir=None).save(tmp_path / "pendulum.zip")
+    with pytest.raises(CheckpointError, match="does not fit dvp_rl/LinearQuadratic-v0"):  # same nx, other env
+        DVP.load(edited(pendulum, env_id="dvp_rl/LinearQuadratic-v0", env_kwargs={}))
+    with pytest.raises(CheckpointError, match="batch_size"):
+        hyper = read_checkpoint(path)[0]["hyperparameters"]
+        DVP.load(edited(path, hyperparameters={**hyper, "batch_size": 0}))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"batch_size": 0}, "batch_size"), ({"learning_rate": -1e-3}, "learning_rate"), ({"validation_fraction": 1.0}, "validation_fraction"),
+     ({"mpc_horizon": 0}, "mpc_horizon"), ({"th_stop": -1.0}, "th_stop"), ({"n_validation": 0}, "n_validation"),
+     ({"horizon": 10.5}, "horizon"), ({"n_samples": 99.9}, "n_samples"), ({"max_iter": 0}, "max_iter")],
+)  # fmt: skip
+def test_dvp_arguments_are_checked_when_the_agent_is_made(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_dvp(checkpoint_dir=None, **kwargs)

@@ -203,11 +203,15 @@ BAD_ARGUMENTS = [
     ("dvp_rl/Pendulum-v0", {"dt": 0.0}, "dt must be finite and > 0"),  # Crocoddyl warned and used 1e-3
     ("dvp_rl/Pendulum-v0", {"dt": -0.05}, "dt must be finite and > 0"),
     ("dvp_rl/Pendulum-v0", {"dt": NAN}, "dt must be finite and > 0"),
-    ("dvp_rl/Pendulum-v0", {"m": 0.0}, "the model is not finite"),
-    ("dvp_rl/Pendulum-v0", {"l": 0.0}, "the model is not finite"),
-    ("dvp_rl/Pendulum-v0", {"g": NAN}, "the model is not finite"),
-    ("dvp_rl/Pendulum-v0", {"w_angle": NAN}, "the model is not finite"),
-    ("dvp_rl/Pendulum-v0", {"max_torque": NAN}, "action bounds"),
+    ("dvp_rl/Pendulum-v0", {"m": 0.0}, "m must be finite and > 0"),
+    ("dvp_rl/Pendulum-v0", {"m": -1.0}, "m must be finite and > 0"),  # pinocchio: "The 3d inertia should be positive"
+    ("dvp_rl/Pendulum-v0", {"l": 0.0}, "l must be finite and > 0"),
+    ("dvp_rl/Pendulum-v0", {"l": -1.0}, "l must be finite and > 0"),  # accepted before
+    ("dvp_rl/Pendulum-v0", {"g": NAN}, "g must be finite"),
+    ("dvp_rl/Pendulum-v0", {"w_angle": NAN}, "w_angle must be finite and >= 0"),
+    ("dvp_rl/Pendulum-v0", {"w_speed": -0.1}, "w_speed must be finite and >= 0"),  # accepted before
+    ("dvp_rl/Pendulum-v0", {"max_start_speed": NAN}, "max_start_speed must be finite and >= 0"),  # failed at reset only
+    ("dvp_rl/Pendulum-v0", {"max_torque": NAN}, "max_torque must be finite and > 0"),
     ("dvp_rl/CartPole-v0", {"dt": -0.02}, "dt must be finite and > 0"),
     ("dvp_rl/CartPole-v0", {"cart_mass": 0.0}, "cart_mass must be finite and > 0"),
     ("dvp_rl/CartPole-v0", {"pole_mass": -0.1}, "pole_mass must be finite and > 0"),

@@ -277,3 +277,12 @@ def test_ray_worker_killed_mid_task_loses_only_its_state(ray_session):
     with SolverPool(2, backend="ray") as pool:
         check_killed_worker(pool, "Ray worker died")
         check_env_exception_reaches_the_caller(pool)  # an exception of the env is no fault: raised, not lost
+
+
+def test_a_run_whose_solves_are_lost_names_the_losses_not_max_iter():
+    """Every state crashes its worker: the iteration fails with the reason, not with advice about max_iter."""
+    grid = [(x, v) for x in np.arange(-2.0, 2.01, 0.5) for v in np.arange(-2.0, 2.01, 0.5) if (x, v) != (0.0, 0.0)]  # the goal is checked here
+    agent = DVP(FAULTY_ID, env_kwargs={"crash_at": grid}, horizon=5, n_samples=10, n_validation=5, net_arch=(8,), max_epochs=3,
+                n_workers=2, seed=0, checkpoint_dir=None)  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"solves were lost \(its worker process died \(exit code 3\)\); raise the solve timeout"):
+        agent.learn(1)

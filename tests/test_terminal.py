@@ -138,8 +138,12 @@ def test_bad_input_raises():
     with pytest.raises(TypeError, match="NetworkArrays"):
         value_terminal({"weights": []}, NX, NU)
     model = ValueTerminalModel(arrays, NX, NU)
+    data = model.createData()
+    model.calc(data, np.zeros(4))  # inside a solve the error must not cross Crocoddyl's C++: it is kept
+    assert np.isnan(data.cost)
     with pytest.raises(ValueError, match=r"\(3,\)"):
-        model.calc(model.createData(), np.zeros(4))
+        raise model.take_error()
+    assert model.take_error() is None
 
 
 @pytest.mark.parametrize("use_compiled", [False, pytest.param(True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba missing"))])
@@ -161,3 +165,18 @@ def test_fast_gauss_residual_path_equals_the_reference_evaluation(use_compiled):
             assert data.cost == pytest.approx(0.7 * V, rel=1e-13)
             np.testing.assert_allclose(data.Lx, 0.7 * Vx, rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(data.Lxx, 0.7 * Vxx, rtol=1e-12, atol=1e-14)
+
+
+def test_an_exception_inside_the_terminal_reaches_the_caller_of_the_solve():
+    """Raised from Crocoddyl's C++ it would abort the interpreter; the solve re-raises it instead."""
+
+    class Exploding(ValueTerminalModel):
+        def _calc_diff(self, data, x, u=None):
+            raise RuntimeError("terminal blew up")
+
+    _, arrays = exported("gauss_residual")
+    env = gym.make("dvp_rl/Unicycle-v0").unwrapped
+    ocp = OptimalControlProblem(env, 5, terminal=Exploding(arrays, NX, NU))
+    with pytest.raises(RuntimeError, match="terminal blew up"):
+        ocp.solve(np.array([0.3, -0.2, 0.1]))
+    assert ocp.terminal_model.error is None  # taken by the solve

@@ -1,0 +1,362 @@
+"""DVP against Stable-Baselines3's SAC, TD3 and PPO on Gymnasium's own tasks, scored as the field scores them.
+
+Every agent trains under the same wall-clock cap (DVP from the model alone: zero env
+interactions; SAC, TD3 and PPO with rl-zoo3's hyper-parameters from ``baselines/hyperparams.yml``),
+then runs one deterministic episode per fixed seed in the real Gymnasium env
+(:func:`baselines.evaluation.evaluate_episodes`), scored by the env's own reward. The table
+gives mean ± std return, the worst episode, the optimal return of the same episodes from a
+reference the benchmark computes (grid value iteration for ``Pendulum-v1``) and the regret,
+median ms per control step, training wall-clock, env interactions and model evaluations
+(DVP's DDP node evaluations; different things, reported apart), next to the published
+rl-zoo3 rows. A critic comparison (each agent's value estimate at the episode starts
+against the reference value of the same discount) follows the headline::
+
+    dvp-rl zoo --env Pendulum-v1            # the full run (100 episodes, 10-minute caps)
+    dvp-rl zoo --env Pendulum-v1 --quick    # a smoke run
+
+Outputs under ``<out>``: ``summary.md``, ``summary.json``, ``returns.png`` (per-episode
+return of every agent against the optimum) and tensorboard runs ``tb/<agent>`` (the
+scores as scalars, the per-episode returns as a histogram, the figure, the settings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import yaml
+
+from baselines.evaluation import EpisodeResults, evaluate_episodes
+from dvp_rl.checkpoint import jsonable
+
+#: rl-zoo3's published rows (deterministic policy, mean ± std return), the reference column
+PUBLISHED: dict[str, dict[str, tuple[float, float, str]]] = {
+    "Pendulum-v1": {
+        "TQC": (-151.3, 87.9, "20k steps"),
+        "TD3": (-151.9, 90.2, "20k steps"),
+        "SAC": (-157.0, 88.7, "20k steps"),
+        "PPO": (-172.2, 104.2, "100k steps"),
+    },
+}
+#: the agents a run can train
+AGENTS = ("DVP", "SAC", "TD3", "PPO")
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """What one side-by-side run does.
+
+    :param env_id: a Gymnasium id with a differentiable twin and a reference (:data:`REFERENCES`)
+    :param agents: among :data:`AGENTS`
+    :param seed: the training seed of every agent
+    :param budget_seconds: the wall-clock cap of each agent's training
+    :param n_episodes: evaluation episodes, seeds ``episode_seed .. episode_seed + n_episodes - 1``
+    :param episode_seed: the first episode seed
+    :param dvp_kwargs: override the ``DVP`` section of ``hyperparams.yml`` (constructor arguments
+        and ``iterations``)
+    :param sb3_kwargs: per agent, override its ``hyperparams.yml`` entry (e.g. ``{"SAC": {"n_timesteps": 500}}``)
+    :param n_workers: DVP's solver processes
+    :param cache_dir: folder of the reference's cache (``None``: ``<out>/../reference``)
+    :param out: output folder (``None``: ``runs/zoo/<env>__<timestamp>``)
+    :param verbose: 0 silent, 1 a line per agent
+    """
+
+    env_id: str = "Pendulum-v1"
+    agents: tuple[str, ...] = AGENTS
+    seed: int = 0
+    budget_seconds: float = 600.0
+    n_episodes: int = 100
+    episode_seed: int = 1000
+    dvp_kwargs: dict[str, Any] = field(default_factory=dict)
+    sb3_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_workers: int = 2
+    cache_dir: str | None = None
+    out: str | None = None
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        if self.env_id not in REFERENCES:
+            raise ValueError(f"no side-by-side reference for {self.env_id!r}; supported ids: {sorted(REFERENCES)}")
+        unknown = sorted(set(self.agents) - set(AGENTS))
+        if unknown or not self.agents:
+            raise ValueError(f"agents must be among {list(AGENTS)}, got {list(self.agents)}")
+        stray = sorted(set(self.sb3_kwargs) - (set(self.agents) - {"DVP"}))
+        if stray:
+            raise ValueError(f"sb3_kwargs given for {stray}, which are not SB3 agents of this run {list(self.agents)}")
+        if not self.budget_seconds > 0:
+            raise ValueError(f"budget_seconds must be > 0, got {self.budget_seconds}")
+        if int(self.n_episodes) < 1:
+            raise ValueError(f"n_episodes must be >= 1, got {self.n_episodes}")
+
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """The evaluation episodes' reset seeds, (n_episodes,)."""
+        return np.arange(self.episode_seed, self.episode_seed + int(self.n_episodes))
+
+    def out_dir(self) -> Path:
+        """The output folder (see ``out``)."""
+        if self.out is not None:
+            return Path(self.out)
+        return Path("runs") / "zoo" / f"{self.env_id}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+# ---------------------------------------------------------------------------- references
+class Reference(NamedTuple):
+    """An env's optimal reference: ``optimal_returns(seeds) -> (N,)`` of those episodes;
+    ``start_states(seeds) -> (N, nx)`` (the twin's states the episodes start from);
+    ``value(states, gamma) -> (N,)`` the optimal cost-to-go of the given discount; ``name``."""
+
+    name: str
+    optimal_returns: Callable[[np.ndarray], np.ndarray]
+    start_states: Callable[[np.ndarray], np.ndarray]
+    value: Callable[[np.ndarray, float], np.ndarray]
+
+
+def pendulum_reference(cache_dir: Path) -> Reference:
+    """Grid value iteration with Pendulum-v1's exact step and reward (:mod:`dvp_rl.value_iteration`)."""
+    from dvp_rl import value_iteration as vi
+
+    episode = vi.solve_pendulum(cache_dir=cache_dir)
+    tables: dict[float, vi.PendulumValue] = {1.0: episode}
+
+    def value(states: np.ndarray, gamma: float) -> np.ndarray:
+        if gamma not in tables:  # the discounted infinite-horizon value, to 1e-4 of its tail
+            horizon = int(math.ceil(math.log(1e-4) / math.log(gamma)))
+            result = vi.value_iteration(episode.grid, vi.pendulum_step, episode.torques[:, None], horizon, gamma, tol=1e-6)
+            tables[gamma] = vi.PendulumValue(result.values, episode.torques, horizon)
+        return tables[gamma].value(states)
+
+    return Reference(
+        f"grid value iteration ({episode.values.shape[0]}x{episode.values.shape[1]} states, {len(episode.torques)} torques, T={episode.horizon})",
+        lambda seeds: episode.optimal_return(vi.pendulum_start_states(seeds)),
+        vi.pendulum_start_states,
+        value,
+    )
+
+
+#: Gymnasium id -> its reference (built once per run)
+REFERENCES: dict[str, Callable[[Path], Reference]] = {"Pendulum-v1": pendulum_reference}
+
+#: ``dvp-rl zoo --quick``: tiny budgets, a smoke run of every output
+QUICK = ZooConfig(budget_seconds=30.0, n_episodes=5, dvp_kwargs={"iterations": 2, "n_samples": 100, "max_epochs": 50},
+                  sb3_kwargs={"SAC": {"n_timesteps": 2000}, "TD3": {"n_timesteps": 2000}, "PPO": {"n_timesteps": 8192}})  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- agents
+class AgentResult(NamedTuple):
+    """One trained agent, scored.
+
+    ``episodes``: its evaluation; ``train_s``: training wall-clock; ``env_interactions``:
+    env steps of training (DVP: 0); ``model_evaluations``: DDP node evaluations (SB3: 0);
+    ``hit_cap``: the wall-clock cap stopped training; ``critic``: its cost-to-go estimate at
+    the episode starts (N,); ``gamma``: the discount that estimate is of; ``settings``: what
+    built it.
+    """
+
+    name: str
+    episodes: EpisodeResults
+    train_s: float
+    env_interactions: int
+    model_evaluations: int
+    hit_cap: bool
+    critic: np.ndarray
+    gamma: float
+    settings: dict[str, Any]
+
+
+def dvp_settings(env_id: str) -> dict[str, Any]:
+    """The ``DVP`` section's entry of ``env_id`` in ``baselines/hyperparams.yml`` (empty when none)."""
+    from baselines.sb3 import HYPERPARAMS_PATH
+
+    with HYPERPARAMS_PATH.open() as f:
+        return dict((yaml.safe_load(f).get("DVP") or {}).get(env_id) or {})
+
+
+def train_dvp(config: ZooConfig, out: Path) -> tuple[Any, float, int, bool, dict[str, Any]]:
+    """DVP on the env's twin under the cap: ``(agent, seconds, model evaluations, hit cap, settings)``."""
+    from baselines.sb3 import WallClockCap
+    from dvp_rl.agent import DVP
+
+    settings = {**dvp_settings(config.env_id), **config.dvp_kwargs}
+    kwargs = dict(settings)
+    iterations = int(kwargs.pop("iterations", DEFAULT_DVP_ITERATIONS))
+    agent = DVP(config.env_id, seed=config.seed, n_workers=config.n_workers, checkpoint_dir=None,
+                tensorboard_log=str(out / "tb_internal"), **kwargs)  # fmt: skip
+    cap = WallClockCap(config.budget_seconds)
+    start = time.perf_counter()
+    agent.learn(iterations, callback=cap, tb_log_name="DVP")
+    return agent, time.perf_counter() - start, int(agent.num_timesteps), cap.hit, {**agent.hyperparameters(), "iterations": iterations}
+
+
+#: DVP iterations when the settings name none
+DEFAULT_DVP_ITERATIONS = 10
+
+
+def train_sb3(name: str, config: ZooConfig, out: Path) -> tuple[Any, float, int, bool, dict[str, Any]]:
+    """An SB3 agent with rl-zoo3's settings under the cap: ``(model, seconds, env steps, hit cap, settings)``."""
+    from baselines.sb3 import learn_capped, load_hyperparams, make_sb3
+
+    overrides = dict(config.sb3_kwargs.get(name, {}))
+    settings = {**load_hyperparams(config.env_id, name), **overrides}
+    timesteps = int(overrides.pop("n_timesteps", settings["n_timesteps"]))
+    model = make_sb3(name, config.env_id, seed=config.seed, tensorboard_log=str(out / "tb_internal"), **overrides)
+    run = learn_capped(model, timesteps, config.budget_seconds, tb_log_name=name)
+    return model, run.wall_s, run.env_steps, run.hit_cap, {**settings, "n_timesteps": timesteps, "gamma": model.gamma}
+
+
+def _critic(name: str, model: Any, reference: Reference, seeds: np.ndarray, env_id: str) -> tuple[np.ndarray, float]:
+    """The agent's cost-to-go estimate at the episode starts and its discount."""
+    states = reference.start_states(seeds)
+    if name == "DVP":
+        return np.asarray(model.value(states)), float(model.gamma)
+    from baselines.sb3 import critic_costs
+    from envs.twins import TWINS
+
+    return critic_costs(model, TWINS[env_id].state_to_observation(states)), float(model.gamma)
+
+
+# ---------------------------------------------------------------------------- the run
+class ZooResult(NamedTuple):
+    """``out``: the output folder; ``summary``: what ``summary.json`` holds; ``agents``: by name."""
+
+    out: Path
+    summary: dict[str, Any]
+    agents: dict[str, AgentResult]
+
+
+def run_zoo(config: ZooConfig) -> ZooResult:
+    """Train every agent of ``config`` under the cap, score them on the same episodes, write the outputs."""
+    from dvp_rl.tb import summary_writer
+
+    out = config.out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    reference = REFERENCES[config.env_id](Path(config.cache_dir) if config.cache_dir else out.parent / "reference")
+    seeds = config.episode_seeds
+    optimum = reference.optimal_returns(seeds)
+    results: dict[str, AgentResult] = {}
+    for name in config.agents:
+        train = train_dvp if name == "DVP" else (lambda c, o, n=name: train_sb3(n, c, o))
+        model, seconds, count, hit, settings = train(config, out)
+        episodes = evaluate_episodes(model, config.env_id, seeds)
+        critic, gamma = _critic(name, model, reference, seeds, config.env_id)
+        env_steps, evaluations = (0, count) if name == "DVP" else (count, 0)
+        results[name] = AgentResult(name, episodes, seconds, env_steps, evaluations, hit, critic, gamma, settings)
+        if config.verbose:
+            print(f"{name}: trained {seconds:.0f} s{' (cap hit)' if hit else ''}, {episodes.summary()}", flush=True)
+    summary = summarize(config, reference, optimum, results, time.perf_counter() - started)
+    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, allow_nan=True))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    image = _returns_figure(config, optimum, results, out / "returns.png")
+    for name, result in results.items():
+        with summary_writer(out / "tb" / name, replace=True) as writer:
+            row = summary["agents"][name]
+            for key in ("mean_return", "std_return", "worst_return", "mean_regret", "median_step_ms", "train_s",
+                        "env_interactions", "model_evaluations", "critic_rel_mse"):  # fmt: skip
+                writer.add_scalar(f"zoo/{key}", float(row[key]), 0)
+            writer.add_histogram("zoo/episode_returns", result.episodes.returns, 0)
+            writer.add_text("settings", "```\n" + json.dumps(jsonable(result.settings), indent=1) + "\n```", 0)
+            writer.add_image("zoo/returns", image, 0, dataformats="HWC")
+    if config.verbose:
+        print(f"wrote {out} ({time.perf_counter() - started:.0f} s); tensorboard --logdir {out / 'tb'}", flush=True)
+    return ZooResult(out, summary, results)
+
+
+def summarize(config: ZooConfig, reference: Reference, optimum: np.ndarray, results: dict[str, AgentResult], total_s: float) -> dict[str, Any]:
+    """``summary.json``'s content: per agent its scores, regret against the reference and critic error."""
+    agents = {}
+    starts = reference.start_states(config.episode_seeds)
+    for name, r in results.items():
+        truth = reference.value(starts, r.gamma)
+        returns = r.episodes.returns
+        agents[name] = {
+            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "worst_return": float(np.min(returns)),
+            "mean_regret": float(np.mean(optimum - returns)), "max_regret": float(np.max(optimum - returns)),
+            "median_step_ms": r.episodes.median_step_ms, "train_s": r.train_s, "hit_cap": r.hit_cap,
+            "env_interactions": r.env_interactions, "model_evaluations": r.model_evaluations,
+            "critic_gamma": r.gamma, "critic_rel_mse": float(np.mean((r.critic - truth) ** 2) / np.mean(truth**2)),
+            "returns": returns.tolist(), "settings": r.settings,
+        }  # fmt: skip
+    settings = {k: v for k, v in asdict(config).items() if k not in ("out", "verbose")}
+    return {
+        "config": settings, "env_id": config.env_id, "episode_seeds": config.episode_seeds.tolist(), "reference": reference.name,
+        "optimal_returns": optimum.tolist(), "optimal_mean_return": float(np.mean(optimum)), "agents": agents,
+        "published": {k: {"mean": m, "std": s, "budget": b} for k, (m, s, b) in PUBLISHED.get(config.env_id, {}).items()},
+        "total_s": total_s,
+    }  # fmt: skip
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """``summary.md``: the headline table of returns, then the critics and the protocol."""
+    config, agents = summary["config"], summary["agents"]
+    n = len(summary["episode_seeds"])
+    seeds = summary["episode_seeds"]
+    lines = [
+        f"# {summary['env_id']}: DVP against SB3, scored by the env's own reward",
+        "",
+        f"{n} deterministic episodes, reset seeds {seeds[0]}..{seeds[-1]}, the same for every agent; training seed "
+        f"{config['seed']}; wall-clock cap {config['budget_seconds']:g} s per agent (total run {summary['total_s']:.0f} s). "
+        f"Optimal return of these episodes ({summary['reference']}): {summary['optimal_mean_return']:.1f} on average; "
+        "regret = optimal return - return, per episode.",
+        "",
+        "| agent | return (mean ± std) | worst | mean regret | ms / step (median) | training s | env interactions | model evaluations |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, a in agents.items():
+        cap = " (cap)" if a["hit_cap"] else ""
+        lines.append(f"| {name} | {a['mean_return']:.1f} ± {a['std_return']:.1f} | {a['worst_return']:.1f} | {a['mean_regret']:.1f} | "
+                     f"{a['median_step_ms']:.2f} | {a['train_s']:.0f}{cap} | {a['env_interactions']:,} | {a['model_evaluations']:,} |")  # fmt: skip
+    lines.append(f"| optimum (reference) | {summary['optimal_mean_return']:.1f} ± {np.std(summary['optimal_returns']):.1f} | "
+                 f"{min(summary['optimal_returns']):.1f} | 0 | | | | |")  # fmt: skip
+    for name, p in summary["published"].items():
+        lines.append(f"| rl-zoo3 {name} (published, {p['budget']}, other episodes) | {p['mean']:.1f} ± {p['std']:.1f} | | | | | | |")
+    lines += [
+        "",
+        "Critics: each agent's cost-to-go estimate at the episode starts against the reference value of the same discount "
+        "(relative MSE = mean (estimate - truth)^2 / mean truth^2).",
+        "",
+        "| agent | discount | critic relative MSE |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {a['critic_gamma']:g} | {a['critic_rel_mse']:.3g} |" for name, a in agents.items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _returns_figure(config: ZooConfig, optimum: np.ndarray, results: dict[str, AgentResult], path: Path) -> np.ndarray:
+    """Per-episode return of every agent against the episode's optimum (PNG at ``path``); the image (H, W, 3)."""
+    from matplotlib.figure import Figure
+
+    from dvp_rl import plots
+
+    figure = Figure(figsize=(11, 4.2))
+    scatter, box = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    for (name, r), color in zip(results.items(), plots.COLORS):
+        scatter.scatter(optimum, r.episodes.returns, s=12, color=color, alpha=0.7, label=f"{name} ({r.episodes.mean_return:.1f})")
+    low = min(optimum.min(), *(r.episodes.returns.min() for r in results.values()))
+    scatter.plot([low, 0], [low, 0], color="black", linewidth=0.8, label="optimal return")
+    scatter.set_xlabel("optimal return of the episode")
+    scatter.set_ylabel("return")
+    scatter.legend(fontsize=8)
+    scatter.grid(True, alpha=0.3)
+    box.boxplot([optimum - r.episodes.returns for r in results.values()])
+    box.set_xticks(range(1, len(results) + 1), list(results))
+    box.set_ylabel("regret (optimal - return)")
+    box.set_yscale("symlog", linthresh=1.0)
+    box.grid(True, alpha=0.3)
+    figure.suptitle(f"{config.env_id}: {len(optimum)} episodes, cap {config.budget_seconds:g} s per agent")
+    figure.tight_layout()
+    image = plots.render(figure)
+    plots.save_png(image, path)
+    return image
+
+
+__all__ = ["AGENTS", "PUBLISHED", "QUICK", "REFERENCES", "AgentResult", "Reference", "ZooConfig", "ZooResult", "run_zoo",
+           "summarize", "summary_markdown"]  # fmt: skip
