@@ -24,9 +24,14 @@ register(id="dvp_rl/Pendulum-v0", entry_point="envs.pendulum:PendulumEnv", max_e
 register(id="dvp_rl/CartPole-v0", entry_point="envs.cartpole:CartPoleEnv", max_episode_steps=500)
 register(id="dvp_rl/Unicycle-v0", entry_point="envs.unicycle:UnicycleEnv", max_episode_steps=100)
 register(id="dvp_rl/LinearQuadratic-v0", entry_point="envs.linear_quadratic:LinearQuadraticEnv", max_episode_steps=200)
+# twins of Gymnasium's MuJoCo envs, built from their MJCF files (the mujoco extra); time limits as theirs
+register(id="dvp_rl/InvertedDoublePendulum-v0", entry_point="envs.mjcf:InvertedDoublePendulumTwin", max_episode_steps=1000)
+register(id="dvp_rl/Reacher-v0", entry_point="envs.mjcf:ReacherTwin", max_episode_steps=50)
 
 #: the ids registered by this package
 ENV_IDS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0", "dvp_rl/LinearQuadratic-v0")
+#: the twins of Gymnasium's MuJoCo envs (need the mujoco extra; not in ENV_IDS, which the demo runs)
+MUJOCO_TWIN_IDS = ("dvp_rl/InvertedDoublePendulum-v0", "dvp_rl/Reacher-v0")
 
 
 def make(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -34,11 +39,12 @@ def make(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     try:
         return gym.make(env_id, **(env_kwargs or {}))
     except gym.error.Error as exc:
-        raise ValueError(f"unknown env id {env_id!r}; dvp_rl registers {list(ENV_IDS)} ({exc})") from exc
+        raise ValueError(f"unknown env id {env_id!r}; dvp_rl registers {list(ENV_IDS + MUJOCO_TWIN_IDS)} ({exc})") from exc
 
 
 __all__ = [
     "ENV_IDS",
+    "MUJOCO_TWIN_IDS",
     "CartPoleEnv",
     "CrocoddylEnv",
     "DifferentiableEnv",

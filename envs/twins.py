@@ -14,11 +14,14 @@ converts observations of the real env to states of the twin and back::
     obs, _ = real.reset(seed=0)
     x = twin.observation_to_state(obs)       # the twin's state, float64
 
-Adding a twin is one :class:`TwinSpec` in :data:`TWINS`.
+Adding a twin is one :class:`TwinSpec` in :data:`TWINS`. The twins of Gymnasium's MuJoCo envs
+(``InvertedDoublePendulum-v5``, ``Reacher-v5``) are built from the env's own MJCF file
+(:mod:`envs.mjcf`) and need the ``mujoco`` extra.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,14 @@ import numpy as np
 PENDULUM_MAX_SPEED = 8.0
 #: tolerance on ``cos^2 + sin^2 - 1`` of a Pendulum-v1 observation (float32 rounding gives ~1e-7)
 UNIT_CIRCLE_TOLERANCE = 1e-4
+#: InvertedDoublePendulum-v5 clips the velocities of its observation to this bound
+IDP_SPEED_CLIP = 10.0
+#: tolerance on Reacher-v5's fingertip - target entries against its angles and target (m): Gymnasium
+#: reads the fingertip where MuJoCo's last RK4 stage put it, ~1e-6 m from the final angles' position,
+#: ~1e-3 m when the elbow hits its limit
+REACHER_VECTOR_TOLERANCE = 1e-2
+#: ``gymnasium.make`` arguments of the MuJoCo envs that only concern rendering
+MUJOCO_RENDER_KWARGS = ("render_mode", "width", "height", "camera_id", "camera_name", "default_camera_config", "max_geom", "visual_options")
 
 
 def _as_observations(observation: Any, size: int, real_id: str) -> np.ndarray:
@@ -74,6 +85,82 @@ def pendulum_state_to_observation(state: Any) -> np.ndarray:
     return np.stack([np.cos(x[..., 0]), np.sin(x[..., 0]), x[..., 1]], axis=-1).astype(np.float32)
 
 
+def _check_unit_circle(cos: np.ndarray, sin: np.ndarray, real_id: str, what: str, observation: Any) -> None:
+    radius_error = np.abs(cos * cos + sin * sin - 1.0)
+    if np.any(radius_error > UNIT_CIRCLE_TOLERANCE):
+        raise ValueError(
+            f"{real_id} observation {what} off the unit circle: |cos^2 + sin^2 - 1| = {radius_error.max():.3g} > "
+            f"{UNIT_CIRCLE_TOLERANCE:g}, got {observation}"
+        )
+
+
+def idp_observation_to_state(observation: Any) -> np.ndarray:
+    """InvertedDoublePendulum-v5 observation -> twin state ``(x, q1, q2, xdot, q1dot, q2dot)``.
+
+    The observation is ``(x, sin q1, sin q2, cos q1, cos q2, xdot, q1dot, q2dot, f)``, speeds clipped to
+    ``[-10, 10]`` by Gymnasium (a clipped speed maps to 10: the twin's state then underestimates it) and
+    ``f`` the slider's constraint force, which the twin does not model (ignored).
+
+    :param observation: shape (9,) or (n, 9)
+    :return: float64, shape (6,) or (n, 6), angles in [-pi, pi]
+    :raises ValueError: on a wrong shape, a non-finite entry, a (sin, cos) pair off the unit circle or
+        a speed beyond :data:`IDP_SPEED_CLIP`
+    """
+    obs = _as_observations(observation, 9, "InvertedDoublePendulum-v5")
+    _check_unit_circle(obs[..., 3:5], obs[..., 1:3], "InvertedDoublePendulum-v5", "(sin q, cos q)", observation)
+    if np.any(np.abs(obs[..., 5:8]) > IDP_SPEED_CLIP):
+        raise ValueError(f"InvertedDoublePendulum-v5 observation speed beyond its clip {IDP_SPEED_CLIP:g}: got {observation}")
+    return np.concatenate([obs[..., :1], np.arctan2(obs[..., 1:3], obs[..., 3:5]), obs[..., 5:8]], axis=-1)
+
+
+def idp_state_to_observation(state: Any) -> np.ndarray:
+    """Twin state (6,) or (n, 6) -> InvertedDoublePendulum-v5 observation, float64: speeds clipped to
+    ``[-10, 10]`` as Gymnasium does, the constraint force 0 (the twin has no slider limit)."""
+    x = _as_observations(state, 6, "twin inverted double pendulum state")
+    zeros = np.zeros_like(x[..., :1])
+    return np.concatenate([x[..., :1], np.sin(x[..., 1:3]), np.cos(x[..., 1:3]), np.clip(x[..., 3:6], -IDP_SPEED_CLIP, IDP_SPEED_CLIP), zeros], axis=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def _reacher_twin() -> Any:
+    from envs.mjcf import ReacherTwin  # the mujoco extra: imported when a Reacher observation is mapped
+
+    return ReacherTwin()
+
+
+def reacher_observation_to_state(observation: Any) -> np.ndarray:
+    """Reacher-v5 observation -> goal-conditioned twin state ``(target_x, target_y, q0, q1, 0, 0, q0dot, q1dot)``.
+
+    The observation is ``(cos q0, cos q1, sin q0, sin q1, target_x, target_y, q0dot, q1dot, dx, dy)``
+    with ``(dx, dy)`` = fingertip - target, which is checked against the angles and the target.
+
+    :param observation: shape (10,) or (n, 10)
+    :return: float64, shape (8,) or (n, 8), angles in [-pi, pi]
+    :raises ValueError: on a wrong shape, a non-finite entry, a (cos, sin) pair off the unit circle,
+        or ``(dx, dy)`` further than :data:`REACHER_VECTOR_TOLERANCE` from the twin's fingertip - target
+        (an observation Reacher-v5's arm cannot produce)
+    """
+    obs = _as_observations(observation, 10, "Reacher-v5")
+    _check_unit_circle(obs[..., 0:2], obs[..., 2:4], "Reacher-v5", "(cos q, sin q)", observation)
+    zeros = np.zeros_like(obs[..., :2])
+    state = np.concatenate([obs[..., 4:6], np.arctan2(obs[..., 2:4], obs[..., 0:2]), zeros, obs[..., 6:8]], axis=-1)
+    gap = np.abs(_reacher_twin().fingertip_minus_target(state) - obs[..., 8:10])
+    if np.any(gap > REACHER_VECTOR_TOLERANCE):
+        raise ValueError(
+            f"Reacher-v5 observation: its fingertip - target entries differ from the arm's by {gap.max():.3g} > "
+            f"{REACHER_VECTOR_TOLERANCE:g} m, got {observation}"
+        )
+    return state
+
+
+def reacher_state_to_observation(state: Any) -> np.ndarray:
+    """Twin state (8,) or (n, 8) -> Reacher-v5 observation, float64 (the target's velocities are dropped)."""
+    x = _as_observations(state, 8, "twin reacher state")
+    angles = x[..., 2:4]
+    vector = _reacher_twin().fingertip_minus_target(x)
+    return np.concatenate([np.cos(angles), np.sin(angles), x[..., 0:2], x[..., 6:8], vector], axis=-1)
+
+
 @dataclass(frozen=True)
 class TwinSpec:
     """A registry entry: how a Gymnasium env's twin is made.
@@ -112,6 +199,25 @@ TWINS: dict[str, TwinSpec] = {
         fixed_attributes={"max_speed": PENDULUM_MAX_SPEED},
         observation_to_state=pendulum_observation_to_state,
         state_to_observation=pendulum_state_to_observation,
+    ),
+    "InvertedDoublePendulum-v5": TwinSpec(
+        twin_id="dvp_rl/InvertedDoublePendulum-v0",
+        twin_kwargs={},
+        attributes={"frame_skip": "frame_skip", "_reset_noise_scale": "reset_noise_scale"},
+        make_kwargs={"frame_skip": "frame_skip", "reset_noise_scale": "reset_noise_scale"},
+        fixed_attributes={"_healthy_reward": 10.0},
+        ignored_kwargs=MUJOCO_RENDER_KWARGS,
+        observation_to_state=idp_observation_to_state,
+        state_to_observation=idp_state_to_observation,
+    ),
+    "Reacher-v5": TwinSpec(
+        twin_id="dvp_rl/Reacher-v0",
+        twin_kwargs={},
+        attributes={"frame_skip": "frame_skip", "_reward_dist_weight": "reward_dist_weight", "_reward_control_weight": "reward_control_weight"},
+        make_kwargs={"frame_skip": "frame_skip", "reward_dist_weight": "reward_dist_weight", "reward_control_weight": "reward_control_weight"},
+        ignored_kwargs=MUJOCO_RENDER_KWARGS,
+        observation_to_state=reacher_observation_to_state,
+        state_to_observation=reacher_state_to_observation,
     ),
 }
 
@@ -165,7 +271,7 @@ def twin_for(real: str | gym.Env, **make_kwargs: Any) -> Twin:
         real_id, kwargs, env, max_steps = spec.id, dict(spec.kwargs), real.unwrapped, spec.max_episode_steps
     entry = TWINS.get(real_id)
     if entry is None:
-        raise ValueError(f"no differentiable twin of {real_id!r}; supported ids: {sorted(TWINS)}")
+        raise ValueError(f"no differentiable twin of {real_id!r}; supported ids: {list(TWINS)}")
     unknown = sorted(set(kwargs) - set(entry.make_kwargs) - set(entry.ignored_kwargs))
     if unknown:
         raise ValueError(

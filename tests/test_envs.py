@@ -28,7 +28,7 @@ def random_points(env, rng, n=5):
     return xs, us
 
 
-@pytest.mark.parametrize("env_id", ALL_ENV_IDS)
+@pytest.mark.parametrize("env_id", ALL_ENV_IDS + list(envs.MUJOCO_TWIN_IDS))  # the MuJoCo twins need the mujoco extra
 def test_check_env(env_id):
     env = gym.make(env_id)
     check_env(env.unwrapped, skip_render_check=True)

@@ -192,12 +192,13 @@ def test_observations_outside_the_twin_domain_raise(observation, message):
 
 
 def test_unknown_ids_list_the_supported_ones():
+    supported = "supported ids: \\['Pendulum-v1', 'InvertedDoublePendulum-v5', 'Reacher-v5'\\]"
     for env_id in ("CartPole-v1", "dvp_rl/Pendulum-v0", "Pendulum-v0"):
-        with pytest.raises(ValueError, match="supported ids: \\['Pendulum-v1'\\]"):
+        with pytest.raises(ValueError, match=supported):
             twin_for(env_id)
     with pytest.raises(ValueError, match="CartPole-v1"):
         twin_for(gym.make("CartPole-v1"))
-    assert sorted(TWINS) == ["Pendulum-v1"]
+    assert sorted(TWINS) == ["InvertedDoublePendulum-v5", "Pendulum-v1", "Reacher-v5"]  # the MuJoCo ones: tests/test_mujoco_twins.py
 
 
 def test_real_env_arguments_are_modelled_or_refused():
