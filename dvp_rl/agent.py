@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -33,7 +34,7 @@ from envs.twins import Twin, twin_for
 HYPERPARAMETERS = (
     "horizon", "n_samples", "gamma", "value_net", "net_arch", "residual_dim", "sobolev_weights", "learning_rate",
     "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "anchor_goal", "initial_terminal", "mpc_horizon",
-    "max_iter", "th_stop", "seed",
+    "mpc_kwargs", "max_iter", "th_stop", "seed",
 )  # fmt: skip
 
 
@@ -94,6 +95,9 @@ class DVP:
         the first iteration (no network yet).
     :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
+    :param mpc_kwargs: more :class:`dvp_rl.mpc.MPCController` settings of ``predict``'s controller
+        (``guesses``, ``guess_margin``, ``max_iter``, ``th_stop``, ``retry_cold``; by default
+        ``max_iter`` and ``th_stop`` are the training solves')
     :param max_iter: DDP iteration budget per solve
     :param th_stop: DDP stopping threshold
     :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
@@ -132,6 +136,7 @@ class DVP:
         anchor_goal: bool = True,
         initial_terminal: str = "zero",
         mpc_horizon: int | None = None,
+        mpc_kwargs: dict[str, Any] | None = None,
         max_iter: int = 300,
         th_stop: float = 1e-9,
         n_workers: int | None = None,
@@ -161,7 +166,7 @@ class DVP:
                 raise ValueError("env_kwargs go with an env id; the twin of an env instance takes its arguments from the env")
             self.twin = twin_for(self.env)
             self.real_env_id, self.real_env_kwargs = env_id, kwargs
-            self.env_id, self.env_kwargs = self.twin.twin_id, dict(self.twin.twin_kwargs)
+            self.env_id, self.env_kwargs = self.twin.twin_id, {**self.twin.twin_kwargs, **self.twin.training_kwargs}
             self.system = unwrap(envs.make(self.env_id, self.env_kwargs))
         if initial_terminal not in ("zero", "env"):
             raise ValueError(f"initial_terminal must be 'zero' or 'env', got {initial_terminal!r}")
@@ -186,6 +191,9 @@ class DVP:
         self._goal = checked_goal(self.system) if self.anchor_goal else None
         self.initial_terminal = initial_terminal
         self.mpc_horizon = _integer("mpc_horizon", mpc_horizon, 1) if mpc_horizon is not None else self.horizon
+        self.mpc_kwargs = dict(mpc_kwargs or {})
+        if "guesses" in self.mpc_kwargs:
+            self.mpc_kwargs["guesses"] = tuple(self.mpc_kwargs["guesses"])  # JSON gives lists back
         self.max_iter = _integer("max_iter", max_iter, 1)
         if not (math.isfinite(float(th_stop)) and float(th_stop) > 0):
             raise ValueError(f"th_stop must be finite and > 0, got {th_stop}")
@@ -210,6 +218,7 @@ class DVP:
         self._controller_iteration = -1
         self._checkpoint_file: Path | None = None  # set by load(): where learn() goes on checkpointing
         self._setup_model()
+        self.controller()  # validates the controller's settings now, not at the first predict
 
     # ------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
@@ -505,10 +514,16 @@ class DVP:
 
         :param horizon: planning horizon (default ``mpc_horizon``)
         :param kwargs: other :class:`dvp_rl.mpc.MPCController` arguments (``max_iter``,
-            ``th_stop``, ``retry_cold``), by default the agent's
+            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``), by default the agent's ``mpc_kwargs``
         """
         terminal = self._arrays if self.iteration > 0 else None
-        settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **kwargs}
+        settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **self.mpc_kwargs, **kwargs}
+        if terminal is None:  # before the first iteration there is no value to compare plans with
+            settings.pop("guess_margin", None)
+        unknown = sorted(set(settings) - set(inspect.signature(MPCController).parameters))
+        if unknown:
+            raise ValueError(f"unknown MPC controller settings {unknown} (mpc_kwargs); MPCController takes "
+                             f"{sorted(set(inspect.signature(MPCController).parameters) - {'env', 'horizon', 'terminal'})}")  # fmt: skip
         return MPCController(self.system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
 
     def predict(

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dvp_rl.ocp import OptimalControlProblem, SolveResult, TerminalSpec
+from dvp_rl.ocp import GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
+from dvp_rl.value_arrays import NetworkArrays, numpy_value
 
 
 class MPCStep(NamedTuple):
@@ -53,6 +54,15 @@ class MPCController:
     :param th_stop: DDP stopping threshold
     :param retry_cold: re-solve from the default guess when a warm-started solve does not
         converge, and keep that solve when it converged (or the warm one failed outright)
+    :param guesses: named initial guesses (:data:`dvp_rl.ocp.GUESSES`) also solved (multi-start):
+        the plan of lowest predicted cost (terminal included) among the converged ones is applied.
+        Escapes the local optima a warm start stays in (which way to swing, how many pumps) at
+        the price of one solve per guess.
+    :param guess_margin: solve the ``guesses`` only when the first plan did not converge or its
+        predicted cost exceeds the learned value of the state by more than this (the plan is worse
+        than the value says is possible: a local optimum); ``None``: at every step. Needs a
+        network terminal. Where plan and value agree (e.g. balancing at the goal) a step costs
+        one solve.
     """
 
     def __init__(
@@ -64,10 +74,22 @@ class MPCController:
         max_iter: int = 300,
         th_stop: float = 1e-9,
         retry_cold: bool = True,
+        guesses: tuple[str, ...] = (),
+        guess_margin: float | None = None,
     ) -> None:
         self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
         self.env = self.ocp.env
         self.retry_cold = bool(retry_cold)
+        unknown = sorted(set(guesses) - set(GUESSES))
+        if unknown:
+            raise ValueError(f"unknown initial guesses {unknown}; expected names among {GUESSES}")
+        self.guesses = tuple(guesses)
+        if guess_margin is not None and not isinstance(terminal, NetworkArrays):
+            raise ValueError("guess_margin compares plans with the learned value: it needs a network terminal (NetworkArrays)")
+        if guess_margin is not None and not float(guess_margin) >= 0:
+            raise ValueError(f"guess_margin must be >= 0 or None, got {guess_margin}")
+        self.guess_margin = None if guess_margin is None else float(guess_margin)
+        self._value = terminal if guess_margin is not None else None
         self._warm_starts: dict[int, np.ndarray] = {}
 
     @property
@@ -98,12 +120,24 @@ class MPCController:
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.n_transitions
             if cold.converged or not np.all(np.isfinite(plan.us)):
                 plan = cold
+        for name in self.guesses if self._needs_guesses(x, plan) else ():
+            xs_init, us_init = self.ocp.initial_guess(x, name)
+            other = self.ocp.solve(x, xs_init=xs_init, us_init=us_init)
+            solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.n_transitions
+            if other.converged and (not plan.converged or other.cost < plan.cost):
+                plan = other
         if not np.all(np.isfinite(plan.us)):
             self.reset(index)
             raise RuntimeError(f"MPC (T={self.horizon}) found no finite plan from state {x}")
         self._warm_starts[int(index)] = np.concatenate([plan.us[1:], plan.us[-1:]])
         action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
         return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0)
+
+    def _needs_guesses(self, x: np.ndarray, plan: SolveResult) -> bool:
+        """Whether this step tries the multi-start guesses (see ``guess_margin``)."""
+        if self._value is None or not plan.converged:
+            return True
+        return plan.cost > float(numpy_value(self._value, x)) + self.guess_margin
 
     def predict(self, states: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
         """Actions (N, nu) of a batch of states (N, nx), one env index per row.

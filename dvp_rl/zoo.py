@@ -15,8 +15,9 @@ against the reference value of the same discount) follows the headline::
     dvp-rl zoo --env Pendulum-v1 --quick    # a smoke run
 
 Outputs under ``<out>``: ``summary.md``, ``summary.json``, ``returns.png`` (per-episode
-return of every agent against the optimum) and tensorboard runs ``tb/<agent>`` (the
-scores as scalars, the per-episode returns as a histogram, the figure, the settings).
+return of every agent against the optimum), the trained agents ``<agent>.zip`` and tensorboard
+runs ``tb/<agent>`` (the scores as scalars, the per-episode returns as a histogram, the figure,
+the settings) beside the agents' own training logs ``tb_internal/``.
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ def run_zoo(config: ZooConfig) -> ZooResult:
     for name in config.agents:
         train = train_dvp if name == "DVP" else (lambda c, o, n=name: train_sb3(n, c, o))
         model, seconds, count, hit, settings = train(config, out)
+        model.save(out / f"{name}.zip")  # DVP: dvp_rl's checkpoint; SB3: its own format (a pickle: load only your own files)
         episodes = evaluate_episodes(model, config.env_id, seeds)
         critic, gamma = _critic(name, model, reference, seeds, config.env_id)
         env_steps, evaluations = (0, count) if name == "DVP" else (count, 0)

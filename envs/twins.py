@@ -177,6 +177,9 @@ class TwinSpec:
         transition or the reward (rendering)
     :param observation_to_state: real observation (..., n_obs) -> twin state (..., nx)
     :param state_to_observation: twin state (..., nx) -> real observation (..., n_obs)
+    :param training_kwargs: twin arguments for *learning* on it, added to ``twin_kwargs``: they
+        widen its start distribution to the states a controller visits in the real env (a value
+        is only trustworthy where it was fitted), without changing its physics or cost
     """
 
     twin_id: str
@@ -187,6 +190,7 @@ class TwinSpec:
     state_to_observation: Callable[[Any], np.ndarray]
     fixed_attributes: Mapping[str, float] = field(default_factory=dict)
     ignored_kwargs: tuple[str, ...] = ("render_mode",)
+    training_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: Gymnasium id -> its twin
@@ -199,6 +203,8 @@ TWINS: dict[str, TwinSpec] = {
         fixed_attributes={"max_speed": PENDULUM_MAX_SPEED},
         observation_to_state=pendulum_observation_to_state,
         state_to_observation=pendulum_state_to_observation,
+        # Pendulum-v1 resets with |thdot| <= 1, but a swing-up passes through speeds up to its bound
+        training_kwargs={"max_start_speed": PENDULUM_MAX_SPEED},
     ),
     "InvertedDoublePendulum-v5": TwinSpec(
         twin_id="dvp_rl/InvertedDoublePendulum-v0",
@@ -233,6 +239,8 @@ class Twin:
         raises ``ValueError`` outside the twin's domain
     :param state_to_observation: twin state (nx,) or (n, nx) -> real observation
     :param max_episode_steps: the real env's time limit (``None``: none known)
+    :param training_kwargs: twin arguments added to ``twin_kwargs`` for learning on it (see
+        :class:`TwinSpec`)
     """
 
     real_id: str
@@ -241,6 +249,7 @@ class Twin:
     observation_to_state: Callable[[Any], np.ndarray]
     state_to_observation: Callable[[Any], np.ndarray]
     max_episode_steps: int | None = None
+    training_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def make(self, **kwargs: Any) -> gym.Env:
         """``gymnasium.make(twin_id, **twin_kwargs, **kwargs)``, with the real env's time limit."""
@@ -287,4 +296,5 @@ def twin_for(real: str | gym.Env, **make_kwargs: Any) -> Twin:
                 raise ValueError(f"the twin of {real_id} assumes {name}={expected:g} (not modelled), got {getattr(env, name)}")
     if max_steps is None and real_id in gym.registry:
         max_steps = gym.registry[real_id].max_episode_steps
-    return Twin(real_id, entry.twin_id, twin_kwargs, entry.observation_to_state, entry.state_to_observation, max_steps)
+    return Twin(real_id, entry.twin_id, twin_kwargs, entry.observation_to_state, entry.state_to_observation, max_steps,
+                dict(entry.training_kwargs))

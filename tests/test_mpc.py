@@ -11,6 +11,7 @@ import pytest
 from dvp_rl.agent import DVP
 from dvp_rl.mpc import MPCController, closed_loop
 from dvp_rl.ocp import solve_ocp
+from dvp_rl.value_arrays import numpy_value
 from tests.conftest import make_unwrapped
 
 
@@ -103,3 +104,49 @@ def test_the_solver_side_imports_and_solves_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok (2,)"
+
+
+def test_multi_start_guesses_never_give_a_worse_plan_and_the_margin_skips_them_where_plan_and_value_agree():
+    import torch
+
+    from dvp_rl.value_networks import make_value_network
+
+    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
+    bottom = np.array([np.pi - 0.1, 0.0])
+    single = MPCController(env, 10).step(bottom)
+    multi = MPCController(env, 10, guesses=("push_plus", "push_minus")).step(bottom)
+    assert multi.solves == 3 and multi.plan.cost <= single.plan.cost + 1e-9
+    torch.manual_seed(0)
+    net = make_value_network("gauss_residual", 2, net_arch=(8,), angle_dims=(0,))
+    arrays = net.export()
+    always = MPCController(env, 10, arrays, guesses=("hold", "push_plus"))
+    assert always.step(bottom).solves == 3
+    trusting = MPCController(env, 10, arrays, guesses=("hold", "push_plus"), guess_margin=1e9)
+    assert trusting.step(bottom).solves == 1  # a plan is never 1e9 above the value: no guesses
+    first_plan = MPCController(env, 10, arrays).step(bottom).plan  # the same first solve as below
+    doubting = MPCController(env, 10, arrays, guesses=("hold", "push_plus"), guess_margin=0.0)
+    assert doubting.step(bottom).solves == (3 if first_plan.cost > numpy_value(arrays, bottom) else 1)
+    with pytest.raises(ValueError, match="needs a network terminal"):
+        MPCController(env, 10, None, guesses=("hold",), guess_margin=1.0)
+    with pytest.raises(ValueError, match="unknown initial guesses"):
+        MPCController(env, 10, guesses=("bang",))
+
+
+def test_dvp_controller_settings_are_checked_saved_and_loaded(tmp_path):
+    settings = dict(horizon=5, n_samples=20, n_validation=5, net_arch=(8,), max_epochs=3, polish_steps=0, n_workers=1, seed=0,
+                    checkpoint_dir=None)  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown MPC controller settings \['bogus'\]"):
+        DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"bogus": 1}, **settings)
+    agent = DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"guesses": ["hold"], "guess_margin": 2.0, "max_iter": 40}, **settings).learn(1)
+    controller = agent.controller()
+    assert controller.guesses == ("hold",) and controller.guess_margin == 2.0 and controller.ocp.max_iter == 40
+    loaded = DVP.load(agent.save(tmp_path / "agent"))
+    assert loaded.controller().guesses == ("hold",) and loaded.mpc_kwargs["guess_margin"] == 2.0
+
+
+def test_a_twin_trains_over_the_real_envs_whole_speed_range():
+    agent = DVP("Pendulum-v1", n_samples=10, n_workers=1, checkpoint_dir=None)
+    speeds = agent.system.sample_states(2000, 0)[:, 1]
+    assert agent.env_kwargs["max_start_speed"] == 8.0 and 7.5 < np.abs(speeds).max() <= 8.0
+    real_starts = agent.twin.make().unwrapped.sample_states(2000, 0)[:, 1]  # the twin as a model of the env: Pendulum-v1's resets
+    assert np.abs(real_starts).max() <= 1.0

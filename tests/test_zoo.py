@@ -52,6 +52,10 @@ def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):
 
 def test_outputs_for_people_who_would_rather_look(zoo):
     assert (zoo / "run" / "returns.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from dvp_rl.agent import DVP
+
+    agent = DVP.load(zoo / "run" / "DVP.zip")  # the trained agent, on disk
+    assert agent.real_env_id == "Pendulum-v1" and agent.iteration == 1 and (zoo / "run" / "SAC.zip").exists()
     events = EventAccumulator(str(zoo / "run" / "tb" / "DVP"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     assert {"zoo/mean_return", "zoo/mean_regret", "zoo/median_step_ms"} <= set(events.Tags()["scalars"])
