@@ -163,6 +163,7 @@ def _zoo(args: argparse.Namespace) -> int:
         "dvp_kwargs": {**base.dvp_kwargs, **args.dvp_kwargs} if args.dvp_kwargs else None,
         "sb3_kwargs": {**base.sb3_kwargs, **args.sb3_kwargs} if args.sb3_kwargs else None,
         "n_workers": args.n_workers, "cache_dir": args.cache_dir, "out": args.out,
+        "reference": False if args.no_reference else None,
     }  # fmt: skip
     config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     if not args.sb3_kwargs:  # the quick budgets of agents this run does not train are not its settings
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--dvp-kwargs", type=_json_object, help='JSON dict of DVP arguments and "iterations", e.g. \'{"n_samples": 500}\'')
     zoo.add_argument("--sb3-kwargs", type=_json_object, help='JSON dict per agent of hyperparams.yml overrides, e.g. \'{"SAC": {"n_timesteps": 5000}}\'')
     zoo.add_argument("--n-workers", type=_integer(1), help="DVP's solver processes (default 2)")
+    zoo.add_argument("--no-reference", action="store_true", help="no optimal reference: regret and critic errors are n/a")
     zoo.add_argument("--cache-dir", help="cache folder of the optimal reference (default <out>/../reference)")
     zoo.add_argument("--out", help="output folder (default runs/zoo/<env>__<timestamp>)")
     zoo.set_defaults(func=_zoo)

@@ -632,6 +632,10 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
 
     ## Starting state
     Gymnasium's: ``q ~ U(-reset_noise_scale, reset_noise_scale)``, ``v ~ N(0, reset_noise_scale^2)``.
+    For learning over the states a controller visits (``envs.twins.TwinSpec.training_kwargs``),
+    ``cart_start_range`` replaces the cart's range (``x ~ U(-cart_start_range, cart_start_range)``)
+    and ``start_speed`` the speeds' standard deviation; unset, the draws are Gymnasium's (the same
+    generator calls: a seed gives Gymnasium's start).
 
     ## Goal
     MuJoCo's gravity has a lateral component of 1e-5: no state is an equilibrium under zero
@@ -642,7 +646,7 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
     ## Arguments
     ``gymnasium.make("dvp_rl/InvertedDoublePendulum-v0", frame_skip=5, xml_file=None,
     reset_noise_scale=0.1, gravity=None, termination_margin=0.05, w_termination=1e4, w_limit=1e3,
-    limit_margin=0.05, w_terminal=0.)``; ``xml_file`` and ``frame_skip`` are the real env's
+    limit_margin=0.05, w_terminal=0., cart_start_range=None, start_speed=None)``; ``xml_file`` and ``frame_skip`` are the real env's
     (``None``: its default); an MJCF the twin cannot represent raises :class:`UnsupportedMJCFError`.
 
     ## Version history
@@ -675,12 +679,19 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
         w_limit: float = 1e3,
         limit_margin: float = 0.05,
         w_terminal: float = 0.0,
+        cart_start_range: float | None = None,
+        start_speed: float | None = None,
         render_mode: str | None = None,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
         check_parameters(self, "non_negative", reset_noise_scale=reset_noise_scale, termination_margin=termination_margin, w_termination=w_termination)
+        for name, value in (("cart_start_range", cart_start_range), ("start_speed", start_speed)):
+            if value is not None:
+                check_parameters(self, "non_negative", **{name: value})
         self.reset_noise_scale = float(reset_noise_scale)
+        self.cart_start_range = None if cart_start_range is None else float(cart_start_range)
+        self.start_speed = None if start_speed is None else float(start_speed)
         self.termination_margin = float(termination_margin)
         self.w_termination = float(w_termination)
         self.goal_state = None
@@ -718,8 +729,9 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
         if int(n) < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         gen, s = as_generator(rng), self.reset_noise_scale
-        q = gen.uniform(-s, s, size=(int(n), 3))
-        v = gen.standard_normal(size=(int(n), 3)) * s
+        ranges = np.array([s if self.cart_start_range is None else self.cart_start_range, s, s])
+        q = gen.uniform(-ranges, ranges, size=(int(n), 3))  # with the defaults, Gymnasium's uniform(-s, s) bit for bit
+        v = gen.standard_normal(size=(int(n), 3)) * (s if self.start_speed is None else self.start_speed)
         return np.hstack([q, v])
 
     def tip_position(self, states: np.ndarray) -> np.ndarray:
@@ -774,13 +786,16 @@ class ReacherTwin(MJCFTwinEnv):
 
     ## Starting state
     Gymnasium's: arm angles ``U(-arm_start_range, arm_start_range)`` (0.1), arm speeds
-    ``U(-0.005, 0.005)``, target uniform in the disk of radius 0.2 (rejection from the square, as
-    Gymnasium draws it), target velocities 0.
+    ``U(-start_speed, start_speed)`` (0.005), target uniform in the disk of radius 0.2 (rejection from
+    the square, as Gymnasium draws it), target velocities 0. For learning over the states a controller
+    visits (``envs.twins.TwinSpec.training_kwargs``), ``elbow_start_range`` replaces the elbow's
+    range (default ``arm_start_range``), and both ranges and ``start_speed`` can be widened; with the
+    defaults the draws are Gymnasium's (the same generator calls).
 
     ## Arguments
     ``gymnasium.make("dvp_rl/Reacher-v0", frame_skip=2, xml_file=None, reward_dist_weight=1.,
     reward_control_weight=1., distance_smoothing=1e-3, arm_start_range=0.1, w_limit=1e3,
-    limit_margin=0.05, w_terminal=0.)``; ``xml_file`` and ``frame_skip`` are the real env's
+    limit_margin=0.05, w_terminal=0., elbow_start_range=None, start_speed=0.005)``; ``xml_file`` and ``frame_skip`` are the real env's
     (``None``: its default).
 
     ## Version history
@@ -808,11 +823,18 @@ class ReacherTwin(MJCFTwinEnv):
         w_limit: float = 1e3,
         limit_margin: float = 0.05,
         w_terminal: float = 0.0,
+        elbow_start_range: float | None = None,
+        start_speed: float = START_SPEED,
         render_mode: str | None = None,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
-        check_parameters(self, "non_negative", reward_dist_weight=reward_dist_weight, reward_control_weight=reward_control_weight, arm_start_range=arm_start_range)
+        check_parameters(self, "non_negative", reward_dist_weight=reward_dist_weight, reward_control_weight=reward_control_weight, arm_start_range=arm_start_range,
+                         start_speed=start_speed)  # fmt: skip
+        if elbow_start_range is not None:
+            check_parameters(self, "non_negative", elbow_start_range=elbow_start_range)
+        self.elbow_start_range = float(arm_start_range if elbow_start_range is None else elbow_start_range)
+        self.start_speed = float(start_speed)
         check_parameters(self, "positive", distance_smoothing=distance_smoothing)
         self.reward_dist_weight = float(reward_dist_weight)
         self.reward_control_weight = float(reward_control_weight)
@@ -842,13 +864,14 @@ class ReacherTwin(MJCFTwinEnv):
         gen = as_generator(rng)
         x = np.zeros((int(n), self.nx))
         for row in x:
-            row[2:4] = gen.uniform(-self.arm_start_range, self.arm_start_range, size=4)[:2]  # Gymnasium draws all nq
+            ranges = np.array([self.arm_start_range, self.elbow_start_range, self.arm_start_range, self.arm_start_range])
+            row[2:4] = gen.uniform(-ranges, ranges, size=4)[:2]  # Gymnasium draws all nq
             while True:  # Gymnasium's rejection sampling of the target
                 target = gen.uniform(-self.TARGET_RADIUS, self.TARGET_RADIUS, size=2)
                 if np.linalg.norm(target) < self.TARGET_RADIUS:
                     break
             row[:2] = target
-            row[6:8] = gen.uniform(-self.START_SPEED, self.START_SPEED, size=4)[:2]
+            row[6:8] = gen.uniform(-self.start_speed, self.start_speed, size=4)[:2]
         return x
 
     def fingertip_minus_target(self, states: np.ndarray) -> np.ndarray:

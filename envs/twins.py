@@ -215,6 +215,9 @@ TWINS: dict[str, TwinSpec] = {
         ignored_kwargs=MUJOCO_RENDER_KWARGS,
         observation_to_state=idp_observation_to_state,
         state_to_observation=idp_state_to_observation,
+        # Gymnasium starts the cart within 0.1 of the centre, nearly at rest; balancing moves it by up to
+        # ~1 m (short-horizon MPC let it drift into the slider's limit) at speeds up to ~1 m/s
+        training_kwargs={"cart_start_range": 0.9, "start_speed": 0.3},
     ),
     "Reacher-v5": TwinSpec(
         twin_id="dvp_rl/Reacher-v0",
@@ -224,6 +227,9 @@ TWINS: dict[str, TwinSpec] = {
         ignored_kwargs=MUJOCO_RENDER_KWARGS,
         observation_to_state=reacher_observation_to_state,
         state_to_observation=reacher_state_to_observation,
+        # Gymnasium starts the arm within 0.1 rad of stretched, at rest; reaching a target turns the
+        # shoulder by up to pi and the elbow up to its limit 3, at up to ~8 rad/s
+        training_kwargs={"arm_start_range": float(np.pi), "elbow_start_range": 2.9, "start_speed": 3.0},
     ),
 }
 
