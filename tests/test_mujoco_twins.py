@@ -420,6 +420,27 @@ def test_same_seed_same_start_state(real_id, twin_id):
         np.testing.assert_array_equal(x, side.get())
 
 
+def test_training_start_ranges_widen_only_what_they_name():
+    """The twins' ``training_kwargs`` (what DVP learns over) widen the start draws they name and
+    nothing else; bad values are refused."""
+    idp = gym.make("dvp_rl/InvertedDoublePendulum-v0", **twin_for(IDP).training_kwargs).unwrapped
+    x = idp.sample_states(4000, rng=0)
+    cart = twin_for(IDP).training_kwargs["cart_start_range"]
+    assert 0.95 * cart < np.abs(x[:, 0]).max() <= cart and np.abs(x[:, 1:3]).max() <= 0.1
+    np.testing.assert_allclose(x[:, 3:].std(axis=0), twin_for(IDP).training_kwargs["start_speed"], rtol=0.05)
+    reacher_kwargs = twin_for(REACHER).training_kwargs
+    y = gym.make("dvp_rl/Reacher-v0", **reacher_kwargs).unwrapped.sample_states(4000, rng=0)
+    for column, bound in ((2, reacher_kwargs["arm_start_range"]), (3, reacher_kwargs["elbow_start_range"]),
+                          (6, reacher_kwargs["start_speed"]), (7, reacher_kwargs["start_speed"])):  # fmt: skip
+        assert 0.95 * bound < np.abs(y[:, column]).max() <= bound
+    assert np.linalg.norm(y[:, :2], axis=1).max() < ReacherTwin.TARGET_RADIUS  # the targets stay Gymnasium's
+    np.testing.assert_array_equal(y[:, 4:6], 0.0)  # a static target
+    with pytest.raises(ValueError, match="cart_start_range must be finite and >= 0"):
+        gym.make("dvp_rl/InvertedDoublePendulum-v0", cart_start_range=-1.0)
+    with pytest.raises(ValueError, match="start_speed must be finite and >= 0"):
+        gym.make("dvp_rl/Reacher-v0", start_speed=float("nan"))
+
+
 @pytest.mark.parametrize("real_id", [IDP, REACHER])
 def test_observation_maps_round_trip(real_id, rng):
     side = Side(real_id)

@@ -4,6 +4,7 @@ episodes by the env's reward, against the value-iteration optimum of each episod
 import json
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -35,7 +36,19 @@ def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):
     summary = json.loads((zoo / "run" / "summary.json").read_text())
     assert summary["episode_seeds"] == [7, 8] and set(summary["agents"]) == {"DVP", "SAC"}
     reference = solve_pendulum(cache_dir=zoo / "reference")
-    optimum = reference.optimal_return(pendulum_start_states([7, 8]))
+    # the best known return of each episode: the grid's optimum, or its greedy controller's return where
+    # that is higher (the interpolated value is pessimistic near the cliffs), played here by hand
+    greedy = []
+    env = gym.make("Pendulum-v1")
+    for seed in (7, 8):
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            action, _ = reference.predict(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + reward, terminated or truncated
+        greedy.append(total)
+    optimum = np.maximum(reference.optimal_return(pendulum_start_states([7, 8])), greedy)
     np.testing.assert_allclose(summary["optimal_returns"], optimum)
     for name, row in summary["agents"].items():
         returns = np.array(row["returns"])
