@@ -34,7 +34,7 @@ from envs.twins import Twin, twin_for
 HYPERPARAMETERS = (
     "horizon", "n_samples", "gamma", "value_net", "net_arch", "residual_dim", "sobolev_weights", "learning_rate",
     "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "anchor_goal", "initial_terminal", "mpc_horizon",
-    "mpc_kwargs", "max_iter", "th_stop", "seed",
+    "mpc_kwargs", "mpc_env_kwargs", "max_iter", "th_stop", "seed",
 )  # fmt: skip
 
 
@@ -98,6 +98,9 @@ class DVP:
     :param mpc_kwargs: more :class:`dvp_rl.mpc.MPCController` settings of ``predict``'s controller
         (``guesses``, ``guess_margin``, ``max_iter``, ``th_stop``, ``retry_cold``; by default
         ``max_iter`` and ``th_stop`` are the training solves')
+    :param mpc_env_kwargs: arguments of the env the controller plans with, over those of the env
+        DVP learns on (e.g. ``{"rk_order": 2}``: a MuJoCo twin's cheaper integrator, for faster
+        control steps); the model must have the same states and controls. Default: the same env
     :param max_iter: DDP iteration budget per solve
     :param th_stop: DDP stopping threshold
     :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
@@ -137,6 +140,7 @@ class DVP:
         initial_terminal: str = "zero",
         mpc_horizon: int | None = None,
         mpc_kwargs: dict[str, Any] | None = None,
+        mpc_env_kwargs: dict[str, Any] | None = None,
         max_iter: int = 300,
         th_stop: float = 1e-9,
         n_workers: int | None = None,
@@ -194,6 +198,8 @@ class DVP:
         self.mpc_kwargs = dict(mpc_kwargs or {})
         if "guesses" in self.mpc_kwargs:
             self.mpc_kwargs["guesses"] = tuple(self.mpc_kwargs["guesses"])  # JSON gives lists back
+        self.mpc_env_kwargs = dict(mpc_env_kwargs or {})
+        self._mpc_system = self._planning_system()
         self.max_iter = _integer("max_iter", max_iter, 1)
         if not (math.isfinite(float(th_stop)) and float(th_stop) > 0):
             raise ValueError(f"th_stop must be finite and > 0, got {th_stop}")
@@ -524,7 +530,17 @@ class DVP:
         if unknown:
             raise ValueError(f"unknown MPC controller settings {unknown} (mpc_kwargs); MPCController takes "
                              f"{sorted(set(inspect.signature(MPCController).parameters) - {'env', 'horizon', 'terminal'})}")  # fmt: skip
-        return MPCController(self.system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
+        return MPCController(self._mpc_system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
+
+    def _planning_system(self) -> DifferentiableEnv:
+        """The model :meth:`controller` plans with: the training env, or it made with ``mpc_env_kwargs`` over its arguments."""
+        if not self.mpc_env_kwargs:
+            return self.system
+        system = unwrap(envs.make(self.env_id, {**self.env_kwargs, **self.mpc_env_kwargs}))
+        if (system.nx, system.nu) != (self.system.nx, self.system.nu):
+            raise ValueError(f"mpc_env_kwargs {self.mpc_env_kwargs} make a model with (nx, nu) = {(system.nx, system.nu)}, "
+                             f"not the {(self.system.nx, self.system.nu)} of {self.env_id}")  # fmt: skip
+        return system
 
     def predict(
         self,

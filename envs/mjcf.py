@@ -427,6 +427,10 @@ class CostTerm(NamedTuple):
     running_only: bool = False
 
 
+#: Runge-Kutta orders of the twins (``rk_order``) -> Crocoddyl's type
+RK_TYPES = {2: crocoddyl.RKType.two, 3: crocoddyl.RKType.three, 4: crocoddyl.RKType.four}
+
+
 class MJCFTwinEnv(CrocoddylEnv):
     """Base class of the twins of Gymnasium MuJoCo envs (see the module's docstring).
 
@@ -441,6 +445,9 @@ class MJCFTwinEnv(CrocoddylEnv):
     :param w_limit: weight of the joint-limit barriers
     :param limit_margin: how far inside MuJoCo's limits the barriers start
     :param w_terminal: terminal cost weight (the state part of the cost)
+    :param rk_order: order of Crocoddyl's Runge-Kutta step (4: MuJoCo's RK4; 2 or 3: a cheaper, less
+        exact model, e.g. for a controller that plans with it: each stage costs one evaluation of
+        the dynamics and the cost)
     """
 
     #: the Gymnasium id of the real env
@@ -456,8 +463,12 @@ class MJCFTwinEnv(CrocoddylEnv):
         limit_margin: float = 0.05,
         w_terminal: float = 0.0,
         render_mode: str | None = None,
+        rk_order: int = 4,
     ) -> None:
         check_parameters(self, "non_negative", w_limit=w_limit, limit_margin=limit_margin, w_terminal=w_terminal)
+        if rk_order not in RK_TYPES or isinstance(rk_order, bool):
+            raise ValueError(f"{type(self).__name__}: rk_order must be one of {sorted(RK_TYPES)}, got {rk_order!r}")
+        self.rk_order = int(rk_order)
         self.w_limit, self.limit_margin = float(w_limit), float(limit_margin)
         if gravity is not None:
             check_parameters(self, "finite", gravity=gravity)
@@ -525,7 +536,7 @@ class MJCFTwinEnv(CrocoddylEnv):
         dam = crocoddyl.DifferentialActionModelFreeFwdDynamics(state, actuation, costs)
         if dt == 0:
             return crocoddyl.IntegratedActionModelEuler(dam, 0.0)  # terminal: cost_scale * cost, no dt
-        return crocoddyl.IntegratedActionModelRK(dam, crocoddyl.RKType.four, dt)
+        return crocoddyl.IntegratedActionModelRK(dam, RK_TYPES[self.rk_order], dt)
 
     def _make_action_model(self, cost_scale: float) -> crocoddyl.ActionModelAbstract:
         return self._build_model(self.dt, cost_scale)
@@ -646,7 +657,7 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
     ## Arguments
     ``gymnasium.make("dvp_rl/InvertedDoublePendulum-v0", frame_skip=5, xml_file=None,
     reset_noise_scale=0.1, gravity=None, termination_margin=0.05, w_termination=1e4, w_limit=1e3,
-    limit_margin=0.05, w_terminal=0., cart_start_range=None, start_speed=None)``; ``xml_file`` and ``frame_skip`` are the real env's
+    limit_margin=0.05, w_terminal=0., cart_start_range=None, start_speed=None, rk_order=4)``; ``xml_file`` and ``frame_skip`` are the real env's
     (``None``: its default); an MJCF the twin cannot represent raises :class:`UnsupportedMJCFError`.
 
     ## Version history
@@ -682,6 +693,7 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
         cart_start_range: float | None = None,
         start_speed: float | None = None,
         render_mode: str | None = None,
+        rk_order: int = 4,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
@@ -697,7 +709,7 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
         self.goal_state = None
         if gravity is not None and not np.any(np.asarray(gravity, dtype=np.float64).reshape(3)[:2]):
             self.goal_state = (0.0,) * 6  # upright at rest: an equilibrium when gravity is vertical
-        super().__init__({"frame_skip": frame_skip, "xml_file": xml_file}, gravity, w_limit, limit_margin, w_terminal, render_mode)
+        super().__init__({"frame_skip": frame_skip, "xml_file": xml_file}, gravity, w_limit, limit_margin, w_terminal, render_mode, rk_order)
 
     def _extend_model(self, pin_model: pinocchio.Model) -> pinocchio.Model:
         self._pole_lengths = (add_mirror_frame(pin_model, "hinge", "hinge2", "pole_mirror"), add_mirror_frame(pin_model, "hinge2", "tip", "pole2_mirror"))
@@ -795,7 +807,7 @@ class ReacherTwin(MJCFTwinEnv):
     ## Arguments
     ``gymnasium.make("dvp_rl/Reacher-v0", frame_skip=2, xml_file=None, reward_dist_weight=1.,
     reward_control_weight=1., distance_smoothing=1e-3, arm_start_range=0.1, w_limit=1e3,
-    limit_margin=0.05, w_terminal=0., elbow_start_range=None, start_speed=0.005)``; ``xml_file`` and ``frame_skip`` are the real env's
+    limit_margin=0.05, w_terminal=0., elbow_start_range=None, start_speed=0.005, rk_order=4)``; ``xml_file`` and ``frame_skip`` are the real env's
     (``None``: its default).
 
     ## Version history
@@ -826,6 +838,7 @@ class ReacherTwin(MJCFTwinEnv):
         elbow_start_range: float | None = None,
         start_speed: float = START_SPEED,
         render_mode: str | None = None,
+        rk_order: int = 4,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(self, unknown)
@@ -840,7 +853,7 @@ class ReacherTwin(MJCFTwinEnv):
         self.reward_control_weight = float(reward_control_weight)
         self.distance_smoothing = float(distance_smoothing)
         self.arm_start_range = float(arm_start_range)
-        super().__init__({"frame_skip": frame_skip, "xml_file": xml_file}, None, w_limit, limit_margin, w_terminal, render_mode)
+        super().__init__({"frame_skip": frame_skip, "xml_file": xml_file}, None, w_limit, limit_margin, w_terminal, render_mode, rk_order)
 
     def _cost_terms(self) -> list[CostTerm]:
         eps = self.distance_smoothing

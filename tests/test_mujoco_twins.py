@@ -165,6 +165,40 @@ def test_one_twin_step_is_one_mujoco_rk4_step_of_the_env_step(real_id, rng):
     assert worst < 1e-13, worst
 
 
+@pytest.mark.parametrize("real_id", [IDP, REACHER])
+def test_rk_order_2_is_the_midpoint_step_of_mujocos_dynamics(real_id, rng):
+    """``rk_order=2`` (a cheaper model to plan with): one step is the explicit midpoint rule over
+    MuJoCo's own accelerations (``mj_forward``'s qacc at the start and at the midpoint)."""
+    side = Side(real_id, rk_order=2)
+    rk4 = Side(real_id).twin
+    model, data = side.real.model, side.real.data
+    nv = side.twin.nx // 2
+
+    def rate(x: np.ndarray, u: np.ndarray) -> np.ndarray:  # (v, qacc) from MuJoCo, in the twin's order
+        side.set(x)
+        data.ctrl[:] = u
+        mujoco.mj_forward(model, data)
+        qacc = data.qacc if real_id == IDP else np.r_[data.qacc[2:], data.qacc[:2]]
+        return np.r_[x[nv:], qacc]
+
+    worst, gap = 0.0, 0.0
+    for _ in range(50):
+        x, u = side.random_state(rng, speed=2.0), rng.uniform(-1, 1, side.twin.nu)
+        k1 = rate(x, u)
+        if data.nefc:
+            continue
+        midpoint = x + side.twin.dt * rate(x + 0.5 * side.twin.dt * k1, u)
+        if data.nefc:
+            continue
+        worst = max(worst, relative_error(side.twin.dynamics(x, u), midpoint))
+        gap = max(gap, relative_error(side.twin.dynamics(x, u), rk4.dynamics(x, u)))
+    assert worst < 1e-11, worst
+    assert gap > 1e-9, gap  # another model (max over these states: IDP 0.11, Reacher 2e-4:
+    # the cheap model suits Reacher's controller, not the IDP's)
+    with pytest.raises(ValueError, match=r"rk_order must be one of \[2, 3, 4\]"):
+        gym.make("dvp_rl/Reacher-v0", rk_order=1)
+
+
 @pytest.mark.parametrize("real_id, median_bound, max_bound", [(IDP, 3e-4, 1e-2), (REACHER, 1e-8, 3e-7)])
 def test_one_step_error_against_the_real_env(real_id, median_bound, max_bound, rng):
     """The real env takes ``frame_skip`` RK4 steps of 0.01 s, the twin one of ``frame_skip * 0.01`` s. From
@@ -606,3 +640,27 @@ def test_reacher_elbow_limit_is_not_modelled(reacher):
     twin_next = reacher.twin.dynamics(x, u)
     assert x_next[7] < 3.0 and twin_next[7] > 10.0  # MuJoCo brakes the elbow, the twin speeds it up
     assert twin_next[3] - x_next[3] > 0.05
+
+
+def test_dvp_plans_with_the_model_of_mpc_env_kwargs(tmp_path):
+    """``DVP(mpc_env_kwargs={"rk_order": 2})``: learning stays on the RK4 twin, ``predict``'s controller
+    plans on the midpoint model (the same actions as a controller made on that model by hand); saved
+    and loaded with the agent; a model of other sizes or a bad argument is refused when made."""
+    from dvp_rl.agent import DVP
+    from dvp_rl.mpc import MPCController
+
+    agent = DVP("Reacher-v5", mpc_env_kwargs={"rk_order": 2}, horizon=3, n_samples=10, n_validation=5, net_arch=(8,),
+                mpc_horizon=5, n_workers=1, checkpoint_dir=None, seed=0)  # fmt: skip
+    assert agent.system.rk_order == 4 and agent.controller().ocp.env.rk_order == 2
+    by_hand = MPCController(gym.make("dvp_rl/Reacher-v0", **agent.env_kwargs, rk_order=2), 5, None, max_iter=agent.max_iter, th_stop=agent.th_stop)
+    rk4 = MPCController(agent.system, 5, None, max_iter=agent.max_iter, th_stop=agent.th_stop)
+    obs, _ = gym.make("Reacher-v5").reset(seed=3)
+    action, _ = agent.predict(obs)
+    x = twin_for("Reacher-v5").observation_to_state(obs)
+    planned = by_hand.step(x).action
+    np.testing.assert_allclose(action, planned, atol=1e-6)  # float32 action
+    assert np.abs(rk4.step(x).action - planned).max() > 1e-6  # another plan than RK4's
+    agent.save(tmp_path / "agent.zip")
+    assert DVP.load(tmp_path / "agent.zip").controller().ocp.env.rk_order == 2
+    with pytest.raises(ValueError, match="rk_order must be one of"):
+        DVP("Reacher-v5", mpc_env_kwargs={"rk_order": 5}, n_workers=1, checkpoint_dir=None)
