@@ -466,7 +466,7 @@ class MJCFTwinEnv(CrocoddylEnv):
         rk_order: int = 4,
     ) -> None:
         check_parameters(self, "non_negative", w_limit=w_limit, limit_margin=limit_margin, w_terminal=w_terminal)
-        if rk_order not in RK_TYPES or isinstance(rk_order, bool):
+        if rk_order not in RK_TYPES:  # (True == 1 is not among them)
             raise ValueError(f"{type(self).__name__}: rk_order must be one of {sorted(RK_TYPES)}, got {rk_order!r}")
         self.rk_order = int(rk_order)
         self.w_limit, self.limit_margin = float(w_limit), float(limit_margin)
@@ -876,8 +876,8 @@ class ReacherTwin(MJCFTwinEnv):
             raise ValueError(f"n must be >= 0, got {n}")
         gen = as_generator(rng)
         x = np.zeros((int(n), self.nx))
+        ranges = np.array([self.arm_start_range, self.elbow_start_range, self.arm_start_range, self.arm_start_range])
         for row in x:
-            ranges = np.array([self.arm_start_range, self.elbow_start_range, self.arm_start_range, self.arm_start_range])
             row[2:4] = gen.uniform(-ranges, ranges, size=4)[:2]  # Gymnasium draws all nq
             while True:  # Gymnasium's rejection sampling of the target
                 target = gen.uniform(-self.TARGET_RADIUS, self.TARGET_RADIUS, size=2)
