@@ -96,8 +96,8 @@ class DVP:
     :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
     :param mpc_kwargs: more :class:`dvp_rl.mpc.MPCController` settings of ``predict``'s controller
-        (``guesses``, ``guess_margin``, ``max_iter``, ``th_stop``, ``retry_cold``; by default
-        ``max_iter`` and ``th_stop`` are the training solves')
+        (``guesses``, ``guess_margin``, the ``prefix_*`` search, ``max_iter``, ``th_stop``, ``retry_cold``;
+        by default ``max_iter`` and ``th_stop`` are the training solves')
     :param mpc_env_kwargs: arguments of the env the controller plans with, over those of the env
         DVP learns on (e.g. ``{"rk_order": 2}``: a MuJoCo twin's cheaper integrator, for faster
         control steps); the model must have the same states and controls. Default: the same env
@@ -196,8 +196,9 @@ class DVP:
         self.initial_terminal = initial_terminal
         self.mpc_horizon = _integer("mpc_horizon", mpc_horizon, 1) if mpc_horizon is not None else self.horizon
         self.mpc_kwargs = dict(mpc_kwargs or {})
-        if "guesses" in self.mpc_kwargs:
-            self.mpc_kwargs["guesses"] = tuple(self.mpc_kwargs["guesses"])  # JSON gives lists back
+        for key in ("guesses", "prefix_steps", "prefix_reverse_steps"):
+            if key in self.mpc_kwargs:
+                self.mpc_kwargs[key] = tuple(self.mpc_kwargs[key])  # JSON gives lists back
         self.mpc_env_kwargs = dict(mpc_env_kwargs or {})
         self._mpc_system = self._planning_system()
         self.max_iter = _integer("max_iter", max_iter, 1)
@@ -520,7 +521,8 @@ class DVP:
 
         :param horizon: planning horizon (default ``mpc_horizon``)
         :param kwargs: other :class:`dvp_rl.mpc.MPCController` arguments (``max_iter``,
-            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``), by default the agent's ``mpc_kwargs``
+            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``, ``prefix_steps``, ``prefix_rollout``, ...),
+            by default the agent's ``mpc_kwargs``
         """
         terminal = self._arrays if self.iteration > 0 else None
         settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **self.mpc_kwargs, **kwargs}

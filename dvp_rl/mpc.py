@@ -11,6 +11,11 @@ as :class:`~dvp_rl.value_arrays.NetworkArrays`::
     controller = MPCController(env, horizon=20, terminal=agent.value_arrays)
     step = controller.step(x)          # step.action (nu,), step.plan (SolveResult), timings
     controller.reset()                 # a new episode: drop the warm starts
+
+With ``prefix_steps`` the first step of an episode also searches over strategies: full-bound
+pushes held for a few steps, each followed by this controller, simulated on the model; the
+cheapest push is played open loop before the MPC takes over (a rollout of the controller itself
+sees past its horizon, where the learned value rounds off the choice between swing-ups).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import numpy as np
 
 from dvp_rl.ocp import GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
 from dvp_rl.value_arrays import NetworkArrays, numpy_value
+
+#: the env index the prefix search simulates its rollouts under (its own warm start and prefix)
+_SEARCH_INDEX = -1
 
 
 class MPCStep(NamedTuple):
@@ -63,6 +71,18 @@ class MPCController:
         than the value says is possible: a local optimum); ``None``: at every step. Needs a
         network terminal. Where plan and value agree (e.g. balancing at the goal) a step costs
         one solve.
+    :param prefix_steps: strategy search at an episode's first step (an env index without a warm
+        start): candidate open-loop prefixes are the full-bound pushes (every sign pattern in
+        ``{low, high}^nu``) held for each ``k`` of ``prefix_steps`` steps, and the empty prefix. Each
+        is scored by a rollout on the model: the prefix, then this controller, ``prefix_rollout``
+        steps in all, summing ``gamma**t`` times the model's costs plus ``gamma**n V(x_n)`` of the
+        terminal (0 without one). The cheapest prefix is applied open loop (the warm-started plan is
+        still solved alongside each of its steps), then the MPC. Costs
+        ``(1 + 2**nu len(prefix_steps)) * prefix_rollout`` controller steps at the episode's first
+        step; the other steps are unchanged. ``()``: no search.
+    :param prefix_rollout: steps of each scoring rollout (the rest of the episode scores exactly)
+    :param prefix_reverse_steps: two-phase candidates too: each push of ``prefix_steps`` followed by
+        the opposite push held for each ``k`` of these (bang-bang with one switch: a swing-up's pumps)
     """
 
     def __init__(
@@ -76,6 +96,9 @@ class MPCController:
         retry_cold: bool = True,
         guesses: tuple[str, ...] = (),
         guess_margin: float | None = None,
+        prefix_steps: tuple[int, ...] = (),
+        prefix_rollout: int = 60,
+        prefix_reverse_steps: tuple[int, ...] = (),
     ) -> None:
         self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
         self.env = self.ocp.env
@@ -91,6 +114,21 @@ class MPCController:
         self.guess_margin = None if guess_margin is None else float(guess_margin)
         self._value = terminal if guess_margin is not None else None
         self._warm_starts: dict[int, np.ndarray] = {}
+        for name, steps in (("prefix_steps", prefix_steps), ("prefix_reverse_steps", prefix_reverse_steps)):
+            if any(int(k) != k or k < 1 for k in steps):
+                raise ValueError(f"{name} must be integers >= 1, got {tuple(steps)}")
+        if prefix_reverse_steps and not prefix_steps:
+            raise ValueError("prefix_reverse_steps follow the pushes of prefix_steps: give prefix_steps too")
+
+        if int(prefix_rollout) != prefix_rollout or prefix_rollout < 1:
+            raise ValueError(f"prefix_rollout must be an integer >= 1, got {prefix_rollout}")
+        if prefix_steps and not (terminal is None or isinstance(terminal, NetworkArrays)):
+            raise ValueError(f"prefix_steps scores rollouts with the terminal value: it needs no terminal or a network one, not {terminal!r}")
+        self.prefix_steps = tuple(int(k) for k in prefix_steps)
+        self.prefix_rollout = int(prefix_rollout)
+        self.prefix_reverse_steps = tuple(int(k) for k in prefix_reverse_steps)
+        self._terminal = terminal
+        self._prefixes: dict[int, list[np.ndarray]] = {}  # per env index: the prefix controls still to apply
 
     @property
     def horizon(self) -> int:
@@ -101,8 +139,10 @@ class MPCController:
         """Drop the warm start of env ``index`` (``None``: of every env), as at an episode's start."""
         if index is None:
             self._warm_starts.clear()
+            self._prefixes.clear()
         else:
             self._warm_starts.pop(int(index), None)
+            self._prefixes.pop(int(index), None)
 
     def step(self, x: np.ndarray, index: int = 0) -> MPCStep:
         """Plan from state ``x`` (nx,) for env ``index`` and return the first control with the plan.
@@ -112,9 +152,13 @@ class MPCController:
         """
         t0 = time.perf_counter()
         x = self.env.check_state(x, "x")
-        warm = self._warm_starts.get(int(index))
+        index = int(index)
+        warm = self._warm_starts.get(index)
+        solves = iterations = nodes = 0
+        if self.prefix_steps and warm is None and index not in self._prefixes:
+            self._prefixes[index], solves, iterations, nodes = self._search_prefix(x)
         plan = self.ocp.solve(x, us_init=warm)
-        solves, iterations, nodes = 1, plan.iterations, plan.n_transitions
+        solves, iterations, nodes = solves + 1, iterations + plan.iterations, nodes + plan.n_transitions
         if warm is not None and self.retry_cold and not plan.converged:
             cold = self.ocp.solve(x)
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.n_transitions
@@ -129,9 +173,44 @@ class MPCController:
         if not np.all(np.isfinite(plan.us)):
             self.reset(index)
             raise RuntimeError(f"MPC (T={self.horizon}) found no finite plan from state {x}")
-        self._warm_starts[int(index)] = np.concatenate([plan.us[1:], plan.us[-1:]])
-        action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
+        self._warm_starts[index] = np.concatenate([plan.us[1:], plan.us[-1:]])
+        prefix = self._prefixes.get(index)
+        action = prefix.pop(0) if prefix else np.clip(plan.us[0], self.env.action_low, self.env.action_high)
         return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0)
+
+    def prefix_candidates(self) -> list[list[np.ndarray]]:
+        """The open-loop prefixes the search scores: ``[]`` first, then for each ``k`` of
+        ``prefix_steps`` every sign pattern in ``{low, high}^nu`` held for ``k`` steps, alone and
+        followed by the opposite pattern held for each of ``prefix_reverse_steps`` (lists of (nu,) controls)."""
+        import itertools
+
+        low, high = self.env.action_low, self.env.action_high
+        signs = [np.array(s) for s in itertools.product((-1, 1), repeat=self.env.nu)]
+        push = lambda sign: np.where(sign > 0, high, low).astype(np.float64)  # noqa: E731
+        return [[]] + [[push(sign)] * k + [push(-sign)] * j for k in self.prefix_steps for j in (0,) + self.prefix_reverse_steps for sign in signs]
+
+    def _search_prefix(self, x: np.ndarray) -> tuple[list[np.ndarray], int, int, int]:
+        """The cheapest of :meth:`prefix_candidates` from ``x`` by rollout score, and the solves,
+        iterations and node evaluations the rollouts took."""
+        best, best_score, solves, iterations, nodes = [], np.inf, 0, 0, 0
+        for prefix in self.prefix_candidates():
+            self.reset(_SEARCH_INDEX)
+            self._prefixes[_SEARCH_INDEX] = list(prefix)
+            score, xt = 0.0, x
+            try:
+                for t in range(self.prefix_rollout):
+                    step = self.step(xt, _SEARCH_INDEX)
+                    solves, iterations, nodes = solves + step.solves, iterations + step.iterations, nodes + step.n_transitions
+                    score += self.ocp.gamma**t * float(self.env.cost(xt, step.action))
+                    xt = self.env.dynamics(xt, step.action)
+            except RuntimeError:  # the controller found no finite plan on this rollout
+                score = np.inf
+            if isinstance(self._terminal, NetworkArrays) and np.isfinite(score):
+                score += self.ocp.gamma**self.prefix_rollout * float(numpy_value(self._terminal, xt))
+            if score < best_score:
+                best, best_score = list(prefix), score
+        self.reset(_SEARCH_INDEX)
+        return best, solves, iterations, nodes
 
     def _needs_guesses(self, x: np.ndarray, plan: SolveResult) -> bool:
         """Whether this step tries the multi-start guesses (see ``guess_margin``)."""

@@ -507,7 +507,7 @@ def run_zoo(config: ZooConfig) -> ZooResult:
     for name, result in results.items():
         with summary_writer(out / "tb" / name, replace=True) as writer:
             row = summary["agents"][name]
-            for key in ("mean_return", "std_return", "worst_return", "mean_regret", "median_step_ms", "train_s",
+            for key in ("mean_return", "std_return", "worst_return", "mean_regret", "median_step_ms", "max_step_ms", "train_s",
                         "env_interactions", "model_evaluations", "critic_rel_mse"):  # fmt: skip
                 if row[key] is not None:  # no reference: no regret, no critic error
                     writer.add_scalar(f"zoo/{key}", float(row[key]), 0)
@@ -537,7 +537,7 @@ def summarize(config: ZooConfig, reference: Reference | None, optimum: np.ndarra
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "worst_return": float(np.min(returns)),
             "mean_regret": None if regret is None else float(np.mean(regret)),
             "max_regret": None if regret is None else float(np.max(regret)),
-            "median_step_ms": r.episodes.median_step_ms, "train_s": r.train_s, "hit_cap": r.hit_cap,
+            "median_step_ms": r.episodes.median_step_ms, "max_step_ms": float(np.max(r.episodes.step_ms)), "train_s": r.train_s, "hit_cap": r.hit_cap,
             "episode_lengths": r.episodes.lengths.tolist(),
             "env_interactions": r.env_interactions, "model_evaluations": r.model_evaluations,
             "critic_gamma": r.gamma, "critic_rel_mse": critic_error,
@@ -582,19 +582,19 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"{n} deterministic episodes, reset seeds {seeds[0]}..{seeds[-1]}, the same for every agent; training seed "
         f"{config['seed']}; wall-clock cap {config['budget_seconds']:g} s per agent (total run {summary['total_s']:.0f} s). {about}",
         "",
-        "| agent | return (mean ± std) | worst | shortest episode | mean regret | ms / step (median) | training s | env interactions | model evaluations |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| agent | return (mean ± std) | worst | shortest episode | mean regret | ms / step (median) | ms / step (max) | training s | env interactions | model evaluations |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, a in agents.items():
         cap = " (cap)" if a["hit_cap"] else ""
         lines.append(f"| {name} | {a['mean_return']:.{digits}f} ± {a['std_return']:.{digits}f} | {a['worst_return']:.{digits}f} | "
                      f"{min(a['episode_lengths'])} | {_number(a['mean_regret'], digits)} | "
-                     f"{a['median_step_ms']:.2f} | {a['train_s']:.0f}{cap} | {a['env_interactions']:,} | {a['model_evaluations']:,} |")  # fmt: skip
+                     f"{a['median_step_ms']:.2f} | {a['max_step_ms']:.0f} | {a['train_s']:.0f}{cap} | {a['env_interactions']:,} | {a['model_evaluations']:,} |")  # fmt: skip
     if has_reference:
         lines.append(f"| optimum (reference) | {summary['optimal_mean_return']:.{digits}f} ± {np.std(summary['optimal_returns']):.{digits}f} | "
-                     f"{min(summary['optimal_returns']):.{digits}f} | | 0 | | | | |")  # fmt: skip
+                     f"{min(summary['optimal_returns']):.{digits}f} | | 0 | | | | | |")  # fmt: skip
     for name, p in summary["published"].items():
-        lines.append(f"| {p['source']} {name} (published, {p['budget']}, other episodes) | {p['mean']:.1f} ± {p['std']:.1f} | | | | | | | |")
+        lines.append(f"| {p['source']} {name} (published, {p['budget']}, other episodes) | {p['mean']:.1f} ± {p['std']:.1f} | | | | | | | | |")
     lines += [
         "",
         "Critics: each agent's cost-to-go estimate at the episode starts against the reference value of the same discount "
