@@ -76,8 +76,8 @@ class MPCController:
         ``{low, high}^nu``) held for each ``k`` of ``prefix_steps`` steps, and the empty prefix. Each
         is scored by a rollout on the model: the prefix, then this controller, ``prefix_rollout``
         steps in all, summing ``gamma**t`` times the model's costs plus ``gamma**n V(x_n)`` of the
-        terminal (0 without one). The cheapest prefix is applied open loop (the warm-started plan is
-        still solved alongside each of its steps), then the MPC. Costs
+        terminal (0 without one). The cheapest prefix is applied open loop (alongside each of its
+        steps one warm-started solve keeps the plan going, without cold retry or guesses), then the MPC. Costs
         ``(1 + 2**nu len(prefix_steps)) * prefix_rollout`` controller steps at the episode's first
         step; the other steps are unchanged. ``()``: no search.
     :param prefix_rollout: steps of each scoring rollout (the rest of the episode scores exactly)
@@ -157,14 +157,15 @@ class MPCController:
         solves = iterations = nodes = 0
         if self.prefix_steps and warm is None and index not in self._prefixes:
             self._prefixes[index], solves, iterations, nodes = self._search_prefix(x)
+        pushing = bool(self._prefixes.get(index))  # a prefix step: the plan only keeps the warm start going
         plan = self.ocp.solve(x, us_init=warm)
         solves, iterations, nodes = solves + 1, iterations + plan.iterations, nodes + plan.n_transitions
-        if warm is not None and self.retry_cold and not plan.converged:
+        if warm is not None and self.retry_cold and not plan.converged and not pushing:
             cold = self.ocp.solve(x)
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.n_transitions
             if cold.converged or not np.all(np.isfinite(plan.us)):
                 plan = cold
-        for name in self.guesses if self._needs_guesses(x, plan) else ():
+        for name in self.guesses if not pushing and self._needs_guesses(x, plan) else ():
             xs_init, us_init = self.ocp.initial_guess(x, name)
             other = self.ocp.solve(x, xs_init=xs_init, us_init=us_init)
             solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.n_transitions
