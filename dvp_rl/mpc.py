@@ -77,9 +77,10 @@ class MPCController:
         is scored by a rollout on the model: the prefix, then this controller, ``prefix_rollout``
         steps in all, summing ``gamma**t`` times the model's costs plus ``gamma**n V(x_n)`` of the
         terminal (0 without one). The cheapest prefix is applied open loop (alongside each of its
-        steps one warm-started solve keeps the plan going, without cold retry or guesses), then the MPC. Costs
-        ``(1 + 2**nu len(prefix_steps)) * prefix_rollout`` controller steps at the episode's first
-        step; the other steps are unchanged. ``()``: no search.
+        steps one warm-started solve keeps the plan going, without cold retry or guesses), then
+        the MPC. Costs ``(1 + 2**nu len(prefix_steps) (1 + len(prefix_reverse_steps))) *
+        prefix_rollout`` controller steps at the episode's first step; the other steps are
+        unchanged. ``()``: no search. The rollouts run under env index -1 (reserved).
     :param prefix_rollout: steps of each scoring rollout (the rest of the episode scores exactly)
     :param prefix_reverse_steps: two-phase candidates too: each push of ``prefix_steps`` followed by
         the opposite push held for each ``k`` of these (bang-bang with one switch: a swing-up's pumps)
@@ -119,7 +120,6 @@ class MPCController:
                 raise ValueError(f"{name} must be integers >= 1, got {tuple(steps)}")
         if prefix_reverse_steps and not prefix_steps:
             raise ValueError("prefix_reverse_steps follow the pushes of prefix_steps: give prefix_steps too")
-
         if int(prefix_rollout) != prefix_rollout or prefix_rollout < 1:
             raise ValueError(f"prefix_rollout must be an integer >= 1, got {prefix_rollout}")
         if prefix_steps and not (terminal is None or isinstance(terminal, NetworkArrays)):
