@@ -67,6 +67,10 @@ class EpisodeResults(NamedTuple):
     def median_step_ms(self) -> float:
         return float(np.median(self.step_ms))
 
+    @property
+    def max_step_ms(self) -> float:
+        return float(np.max(self.step_ms))
+
     def summary(self) -> str:
         """One line: ``mean +- std (worst w, n episodes), m ms/step`` (median step time)."""
         return (

@@ -113,7 +113,6 @@ class MPCController:
         if guess_margin is not None and not float(guess_margin) >= 0:
             raise ValueError(f"guess_margin must be >= 0 or None, got {guess_margin}")
         self.guess_margin = None if guess_margin is None else float(guess_margin)
-        self._value = terminal if guess_margin is not None else None
         self._warm_starts: dict[int, np.ndarray] = {}
         for name, steps in (("prefix_steps", prefix_steps), ("prefix_reverse_steps", prefix_reverse_steps)):
             if any(int(k) != k or k < 1 for k in steps):
@@ -215,9 +214,9 @@ class MPCController:
 
     def _needs_guesses(self, x: np.ndarray, plan: SolveResult) -> bool:
         """Whether this step tries the multi-start guesses (see ``guess_margin``)."""
-        if self._value is None or not plan.converged:
+        if self.guess_margin is None or not plan.converged:
             return True
-        return plan.cost > float(numpy_value(self._value, x)) + self.guess_margin
+        return plan.cost > float(numpy_value(self._terminal, x)) + self.guess_margin
 
     def predict(self, states: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
         """Actions (N, nu) of a batch of states (N, nx), one env index per row.

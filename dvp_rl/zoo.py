@@ -537,7 +537,7 @@ def summarize(config: ZooConfig, reference: Reference | None, optimum: np.ndarra
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "worst_return": float(np.min(returns)),
             "mean_regret": None if regret is None else float(np.mean(regret)),
             "max_regret": None if regret is None else float(np.max(regret)),
-            "median_step_ms": r.episodes.median_step_ms, "max_step_ms": float(np.max(r.episodes.step_ms)), "train_s": r.train_s, "hit_cap": r.hit_cap,
+            "median_step_ms": r.episodes.median_step_ms, "max_step_ms": r.episodes.max_step_ms, "train_s": r.train_s, "hit_cap": r.hit_cap,
             "episode_lengths": r.episodes.lengths.tolist(),
             "env_interactions": r.env_interactions, "model_evaluations": r.model_evaluations,
             "critic_gamma": r.gamma, "critic_rel_mse": critic_error,
