@@ -23,8 +23,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from dvp_rl.agent import DVP
 from dvp_rl.callbacks import GroundTruthEvalCallback
-from dvp_rl.ground_truth import ground_truth
-from dvp_rl.ocp import OptimalControlProblem
+from dvp_rl.references.ground_truth import ground_truth
+from dvp_rl.control.ocp import OptimalControlProblem
 
 ENVS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0")
 

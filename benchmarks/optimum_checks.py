@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from baselines.evaluation import evaluate_episodes
-from dvp_rl import value_iteration as vi
+from dvp_rl.references import value_iteration as vi
 
 #: (angles, speeds, torques) of the pendulum grids, coarse to fine (the zoo's reference is the first)
 PENDULUM_GRIDS = ((180, 161, 21), (360, 321, 41), (540, 481, 41))
@@ -48,8 +48,8 @@ def pendulum(seeds: np.ndarray, cache_dir: str | None) -> None:
 def reacher(seeds: np.ndarray, random_starts: int, seed: int) -> None:
     import gymnasium as gym
 
-    from dvp_rl.ocp import OptimalControlProblem
-    from dvp_rl.zoo import ORACLES, _pushes
+    from dvp_rl.control.ocp import OptimalControlProblem
+    from dvp_rl.compare.zoo import ORACLES, _pushes
     from envs.twins import twin_for
 
     twin = twin_for("Reacher-v5")

@@ -4,7 +4,7 @@ Each algorithm trains with seed 0 for the ``n_timesteps`` of its ``hyperparams.y
 until ``--max-seconds`` of training wall-clock), then one deterministic episode per seed
 ``1000 .. 1000 + n - 1`` runs in ``gymnasium.make("Pendulum-v1")``
 (:func:`baselines.evaluation.evaluate_episodes`). The value-iteration optimum of the same
-starts and its greedy controller (:func:`dvp_rl.value_iteration.solve_pendulum`) are printed
+starts and its greedy controller (:func:`dvp_rl.references.value_iteration.solve_pendulum`) are printed
 for reference. One torch thread.
 
     python benchmarks/pendulum_sb3.py [--algos SAC TD3 PPO] [--episodes 100] [--max-seconds 600]
@@ -20,7 +20,7 @@ import torch
 
 from baselines.evaluation import EpisodeResults, evaluate_episodes
 from baselines.sb3 import learn_capped, load_hyperparams, make_sb3
-from dvp_rl.value_iteration import pendulum_start_states, solve_pendulum
+from dvp_rl.references.value_iteration import pendulum_start_states, solve_pendulum
 
 ENV_ID = "Pendulum-v1"
 

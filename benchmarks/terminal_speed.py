@@ -8,7 +8,7 @@ Prints
 * the time of a horizon-T unicycle DDP solve with no terminal against the same
   problem ending on a zero cost written in Python (the floor of any Python terminal:
   same iterations, only the callbacks into Python added) and on a
-  :class:`dvp_rl.terminal.ValueTerminalModel`, over start states
+  :class:`dvp_rl.control.terminal.ValueTerminalModel`, over start states
   from ``env.sample_states`` (best of 3 per start, the problems interleaved).
 
 The networks are freshly initialised (feature statistics fitted to the start
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers the ids)
-from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl import compiled
-from dvp_rl.terminal import ValueTerminalModel
-from dvp_rl.value_networks import VALUE_NETWORK_KINDS, ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
+from dvp_rl.control.ocp import OptimalControlProblem
+from dvp_rl.value import kernel as compiled
+from dvp_rl.control.terminal import ValueTerminalModel
+from dvp_rl.value.networks import VALUE_NETWORK_KINDS, ValueNetwork, make_value_network, numpy_value, numpy_value_derivatives
 
 
 def per_call_us(fn, min_time: float = 0.3) -> float:

@@ -13,7 +13,7 @@ Prints
   (:func:`dvp_rl.demo.native_unicycle_solver`, same solver settings), the limit of the env
   bridge;
 * the unicycle solve ending on a freshly initialised Gauss-residual value network
-  (:func:`dvp_rl.terminal.value_terminal`) against the native solve, per solve and per DDP
+  (:func:`dvp_rl.control.terminal.value_terminal`) against the native solve, per solve and per DDP
   iteration (target: within 1.5x). The terminal changes the problem, hence the iteration
   counts: the time per iteration compares the cost of the models.
 
@@ -40,10 +40,10 @@ import torch
 
 import envs  # noqa: F401  (registers the ids)
 from dvp_rl.demo import native_unicycle_solver
-from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.sampling import SolverPool, SolveSpec, default_workers, solve_states
-from dvp_rl.terminal import value_terminal
-from dvp_rl.value_networks import make_value_network
+from dvp_rl.control.ocp import OptimalControlProblem
+from dvp_rl.control.pool import SolverPool, SolveSpec, default_workers, solve_states
+from dvp_rl.control.terminal import value_terminal
+from dvp_rl.value.networks import make_value_network
 
 ENV_IDS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0")
 UNICYCLE = "dvp_rl/Unicycle-v0"

@@ -4,18 +4,18 @@ Value learning from trajectory optimization (Crocoddyl DDP) and Sobolev regressi
 with a Stable-Baselines3-style agent and a PPO comparison.
 
 The names that need torch (``DVP``, ``GroundTruthEvalCallback``, ``SobolevWeights``,
-``FitConfig``) are imported on first use, so that the solver side (``dvp_rl.ocp``,
-``dvp_rl.sampling``, ``dvp_rl.mpc``, ...) imports without torch, as solver workers do.
+``FitConfig``) are imported on first use, so that the solver side (``dvp_rl.control.ocp``,
+``dvp_rl.control.pool``, ``dvp_rl.control.mpc``, ...) imports without torch, as solver workers do.
 """
 
 import importlib
 from typing import Any
 
 import envs as _envs  # noqa: F401  (registers the dvp_rl/... Gymnasium ids)
-from dvp_rl.ground_truth import GroundTruth, ground_truth
-from dvp_rl.mpc import MPCController
-from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, solve_ocp
-from dvp_rl.sampling import ParallelConfig
+from dvp_rl.references.ground_truth import GroundTruth, ground_truth
+from dvp_rl.control.mpc import MPCController
+from dvp_rl.control.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, solve_ocp
+from dvp_rl.control.pool import ParallelConfig
 
 __version__ = "0.1.0"
 
@@ -23,8 +23,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "DVP": "dvp_rl.agent",
     "GroundTruthEvalCallback": "dvp_rl.callbacks",
-    "SobolevWeights": "dvp_rl.sobolev",
-    "FitConfig": "dvp_rl.sobolev",
+    "SobolevWeights": "dvp_rl.value.sobolev",
+    "FitConfig": "dvp_rl.value.sobolev",
 }
 
 

@@ -21,12 +21,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
 from dvp_rl.checkpoint import CheckpointError, check_contents, jsonable, read_checkpoint, write_checkpoint
-from dvp_rl.mpc import MPCController
-from dvp_rl.ocp import BatchSolveResult, OptimalControlProblem, unwrap
-from dvp_rl.sampling import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
-from dvp_rl.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
-from dvp_rl.value_arrays import NetworkArrays, numpy_value, numpy_value_derivatives
-from dvp_rl.value_networks import ValueNetwork, make_value_network
+from dvp_rl.control.mpc import MPCController
+from dvp_rl.control.ocp import BatchSolveResult, OptimalControlProblem, unwrap
+from dvp_rl.control.pool import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
+from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
+from dvp_rl.value.arrays import NetworkArrays, numpy_value, numpy_value_derivatives
+from dvp_rl.value.networks import ValueNetwork, make_value_network
 from envs.base import DifferentiableEnv, wrap_angles
 from envs.twins import Twin, twin_for
 
@@ -95,7 +95,7 @@ class DVP:
         the first iteration (no network yet).
     :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
     :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
-    :param mpc_kwargs: more :class:`dvp_rl.mpc.MPCController` settings of ``predict``'s controller
+    :param mpc_kwargs: more :class:`dvp_rl.control.mpc.MPCController` settings of ``predict``'s controller
         (``guesses``, ``guess_margin``, the ``prefix_*`` search, ``max_iter``, ``th_stop``, ``retry_cold``;
         by default ``max_iter`` and ``th_stop`` are the training solves')
     :param mpc_env_kwargs: arguments of the env the controller plans with, over those of the env
@@ -105,7 +105,7 @@ class DVP:
     :param th_stop: DDP stopping threshold
     :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
         cluster; 1 with the local backend and no timeout: in this process)
-    :param parallel: where the solves run (:class:`dvp_rl.sampling.ParallelConfig`: ``"local"``
+    :param parallel: where the solves run (:class:`dvp_rl.control.pool.ParallelConfig`: ``"local"``
         forked processes or ``"ray"`` tasks, the Ray cluster, a per-solve timeout); the dataset of
         a seed is the same either way. A solve past the timeout, or one whose worker dies, is
         counted in ``ddp/lost_solves`` and its state resampled from the env's distribution
@@ -520,7 +520,7 @@ class DVP:
         """A new MPC controller with the current learned value as terminal cost (what ``predict`` runs).
 
         :param horizon: planning horizon (default ``mpc_horizon``)
-        :param kwargs: other :class:`dvp_rl.mpc.MPCController` arguments (``max_iter``,
+        :param kwargs: other :class:`dvp_rl.control.mpc.MPCController` arguments (``max_iter``,
             ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``, ``prefix_steps``, ``prefix_rollout``, ...),
             by default the agent's ``mpc_kwargs``
         """
@@ -553,7 +553,7 @@ class DVP:
     ) -> tuple[np.ndarray, None]:
         """MPC action(s): solve from each observation with the learned terminal value, apply the first control.
 
-        Runs :meth:`controller`'s :class:`~dvp_rl.mpc.MPCController` (rebuilt after every
+        Runs :meth:`controller`'s :class:`~dvp_rl.control.mpc.MPCController` (rebuilt after every
         iteration): warm-started from the previous call's plan (shifted by one step) for each
         env index; ``episode_start[i]`` drops that warm start. ``state`` is unused (no recurrent state).
 

@@ -6,18 +6,18 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from dvp_rl.ground_truth import GroundTruth, ValueErrors, value_errors
+from dvp_rl.references.ground_truth import GroundTruth, ValueErrors, value_errors
 
 
 class GroundTruthEvalCallback(BaseCallback):
     """Every ``eval_freq`` iterations, compare the agent's value with ground truth.
 
     Records ``eval/value_mse``, ``eval/value_rel_mse`` and ``eval/gradient_rel_error``
-    (see :class:`dvp_rl.ground_truth.ValueErrors`), and keeps them in ``history`` as
+    (see :class:`dvp_rl.references.ground_truth.ValueErrors`), and keeps them in ``history`` as
     ``(iteration, num_timesteps, ValueErrors)``. Works with any model that has
     ``value_derivatives(states) -> (V, Vx, Vxx)``.
 
-    :param truth: the reference (:func:`dvp_rl.ground_truth.ground_truth`)
+    :param truth: the reference (:func:`dvp_rl.references.ground_truth.ground_truth`)
     :param eval_freq: evaluate every ``eval_freq`` calls (DVP calls once per iteration)
     """
 

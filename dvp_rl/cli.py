@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from dvp_rl.agent import DVP
     from dvp_rl.callbacks import GroundTruthEvalCallback
-    from dvp_rl.ground_truth import ground_truth
+    from dvp_rl.references.ground_truth import ground_truth
 
     env_kwargs = args.env_kwargs or {}
     if args.resume:
@@ -125,8 +125,8 @@ def _train(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
-    from dvp_rl.sobolev import torch_threads
+    from dvp_rl.compare.benchmark import QUICK, BenchmarkConfig, run_benchmark
+    from dvp_rl.value.sobolev import torch_threads
 
     base = QUICK if args.quick else BenchmarkConfig()
     given = {
@@ -153,8 +153,8 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _zoo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from dvp_rl.sobolev import torch_threads
-    from dvp_rl.zoo import QUICK, ZooConfig, run_zoo
+    from dvp_rl.value.sobolev import torch_threads
+    from dvp_rl.compare.zoo import QUICK, ZooConfig, run_zoo
 
     base = QUICK if args.quick else ZooConfig()
     given = {
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark", help="DVP against PPO: value error vs ground truth, closed-loop cost, transitions, wall-clock",
         description="Train DVP and PPO on the same tasks and seeds, evaluate both against ground truth; writes "
         "tensorboard runs, figures, summary.md and summary.json to --out. Unset options take the defaults of "
-        "dvp_rl.benchmark.BenchmarkConfig (or of QUICK with --quick) and the per-env settings of ENV_SETTINGS.",
+        "dvp_rl.compare.benchmark.BenchmarkConfig (or of QUICK with --quick) and the per-env settings of ENV_SETTINGS.",
     )  # fmt: skip
     bench.add_argument("--quick", action="store_true",
                        help="the unicycle, seed 0, small budgets (a few minutes on 2 cores); other options override it")

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs
-from dvp_rl.ocp import ModelSolver, OptimalControlProblem
+from dvp_rl.control.ocp import ModelSolver, OptimalControlProblem
 
 
 def _median_solve_ms(solve, states: np.ndarray) -> tuple[float, float]:

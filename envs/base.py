@@ -128,7 +128,7 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     gauss_newton_hessian: bool = False
     #: steps after which the running cost of an optimal trajectory has died out (ground truth at gamma = 1)
     value_horizon: int = 400
-    #: DDP initial guesses worth trying from each state (``dvp_rl.ocp.GUESSES``); more than one
+    #: DDP initial guesses worth trying from each state (``dvp_rl.control.ocp.GUESSES``); more than one
     #: where the task has local optima
     ddp_guesses: tuple[str, ...] = ("hold",)
     #: a zero-cost equilibrium, where the optimal value is 0 at every horizon and discount:
@@ -383,7 +383,7 @@ class GuardedActionModel(crocoddyl.ActionModelAbstract):
     An exception cannot cross Crocoddyl's C++ (it aborts the interpreter), so ``calc``/``calcDiff``
     catch whatever the subclass's ``_calc``/``_calc_diff`` raise, keep the first in :attr:`error`
     and fill the data with NaN: the solve fails numerically and returns. Until the error is taken,
-    later calls skip the evaluation and write NaN. :class:`dvp_rl.ocp.OptimalControlProblem` takes
+    later calls skip the evaluation and write NaN. :class:`dvp_rl.control.ocp.OptimalControlProblem` takes
     it with :meth:`take_error` after each solve and re-raises it with its original traceback.
 
     Subclasses call ``GuardedActionModel.__init__(self, state, nu, nr)`` and implement

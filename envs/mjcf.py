@@ -14,7 +14,7 @@ actuation with damping) and Reacher's smooth norm in a Python activation (:class
 distribution. Needs the ``mujoco`` extra (``pip install 'dvp_rl[mujoco]'``).
 
 What no stock Crocoddyl model can do, and what the twins do instead (measured in
-``tests/test_mujoco_twins.py``):
+``tests/envs/test_mujoco_twins.py``):
 
 * MuJoCo steps ``frame_skip`` RK4 steps of ``timestep`` per env step; Crocoddyl's integrated
   models take one step, so the twin takes one RK4 step of ``frame_skip * timestep``. The
@@ -604,7 +604,7 @@ class InvertedDoublePendulumTwin(MJCFTwinEnv):
     (``(1e-5, 0, -9.81)``), joint damping 0.05 on the three joints, motor gear 500 on the cart with
     control range ``[-1, 1]``. One env step is one RK4 step of ``frame_skip * 0.01 s`` (0.05 s);
     MuJoCo takes ``frame_skip`` RK4 steps of 0.01 s, so the twin's step differs from MuJoCo's by
-    the integrator's error (``tests/test_mujoco_twins.py`` bounds it). Not in the dynamics: the
+    the integrator's error (``tests/envs/test_mujoco_twins.py`` bounds it). Not in the dynamics: the
     slider's limit ``|x| <= 1`` (MuJoCo's constraint acts from ``|x| > 0.99``, pushes the cart back
     and shows its force as ``qfrc_constraint``, the last observation entry, which the twin's
     observation map sets to 0); the cost has a barrier there instead (see below).

@@ -11,8 +11,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 import envs
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import CheckpointError
-from dvp_rl.ocp import OptimalControlProblem
-from dvp_rl.value_networks import numpy_value
+from dvp_rl.control.ocp import OptimalControlProblem
+from dvp_rl.value.networks import numpy_value
 
 TINY = dict(horizon=10, n_samples=60, max_epochs=15, polish_steps=10, n_validation=20, net_arch=(16, 16))
 

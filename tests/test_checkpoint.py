@@ -225,7 +225,7 @@ def edited(path: Path, **changes) -> Path:
 
 
 def test_a_resumed_agent_keeps_checkpointing_and_its_execution_settings(tmp_path):
-    from dvp_rl.sampling import ParallelConfig
+    from dvp_rl.control.pool import ParallelConfig
 
     agent = tiny_dvp(parallel=ParallelConfig(1, solve_timeout=30.0), checkpoint_dir=str(tmp_path)).learn(1)
     path = tmp_path / "dvp_checkpoint.zip"

@@ -4,7 +4,7 @@ Both architectures (paper: 3 x 64 tanh layers; the Gauss-residual ``V = ||r||^2`
 residual of size 3) are fitted with the Sobolev loss (value and gradient weights 1) to the same
 solved unicycle states as the ``sobolev`` experiment (horizon-``T`` DDP, zero terminal cost,
 :mod:`dvp_rl.experiments.value_fits`), from the same seeds. The experiment measures the
-package's own fit, :func:`dvp_rl.sobolev.fit_value_network`: Adam with the fit's learning-rate
+package's own fit, :func:`dvp_rl.value.sobolev.fit_value_network`: Adam with the fit's learning-rate
 schedule for ``epochs`` epochs (a patience no run reaches, no L-BFGS polish), the fixed
 validation set as the fit's validation data (so the parameters kept are those of its best
 validation epoch), and an ``on_epoch`` hook (:class:`CurveRecorder`) that records the relative
@@ -15,7 +15,7 @@ have to climb to values of a few hundred at Adam's step size).
 
 Also measured: the gradient field ``(dV/dx, dV/dy)`` in the x-y plane at heading 0 against the
 solved truth on a grid (quiver maps, Fig. 9), and the time of one terminal-node evaluation
-``calc`` + ``calcDiff`` of :class:`dvp_rl.terminal.ValueTerminalModel` (``V``, ``Vx`` and ``Vxx``:
+``calc`` + ``calcDiff`` of :class:`dvp_rl.control.terminal.ValueTerminalModel` (``V``, ``Vx`` and ``Vxx``:
 the Gauss-residual's Gauss-Newton Hessian ``2 J^T J`` against the feed-forward's exact one),
 which is what the DDP pays per terminal node.
 
@@ -40,9 +40,9 @@ from matplotlib.figure import Figure
 import envs
 from dvp_rl.experiments import common
 from dvp_rl.experiments.value_fits import Dataset, make_network, network_errors, predict, solved_dataset, target_scale, validation_set
-from dvp_rl.sobolev import EpochInfo, FitConfig, SobolevWeights, fit_value_network, torch_threads
-from dvp_rl.terminal import ValueTerminalModel
-from dvp_rl.value_networks import VALUE_NETWORK_KINDS, ValueNetwork
+from dvp_rl.value.sobolev import EpochInfo, FitConfig, SobolevWeights, fit_value_network, torch_threads
+from dvp_rl.control.terminal import ValueTerminalModel
+from dvp_rl.value.networks import VALUE_NETWORK_KINDS, ValueNetwork
 
 NAME = "architecture"
 ENV_ID = "dvp_rl/Unicycle-v0"
@@ -96,7 +96,7 @@ def _relative_terms(net: ValueNetwork, x: torch.Tensor, V: torch.Tensor, Vx: tor
 
 
 class CurveRecorder:
-    """An ``on_epoch`` hook of :class:`~dvp_rl.sobolev.FitConfig` that records :class:`Curves`.
+    """An ``on_epoch`` hook of :class:`~dvp_rl.value.sobolev.FitConfig` that records :class:`Curves`.
 
     After every epoch it evaluates the relative MSEs of ``V`` and ``Vx`` on ``train`` and
     ``validation``. The seconds of an epoch run from the end of the previous hook call (or from
@@ -147,7 +147,7 @@ def train_with_curves(
     epochs: int,
     seed: int,
 ) -> Curves:
-    """Fit ``net`` in place with :func:`~dvp_rl.sobolev.fit_value_network` for ``epochs`` epochs
+    """Fit ``net`` in place with :func:`~dvp_rl.value.sobolev.fit_value_network` for ``epochs`` epochs
     (``validation`` as the fit's validation data, no early stop, no L-BFGS polish), recording the
     losses after each epoch with a :class:`CurveRecorder`; ``net`` ends with the parameters the fit
     keeps (its best validation epoch)."""
@@ -181,7 +181,7 @@ def xy_grid(n: int, bound: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 class SeedResult(NamedTuple):
     """One network and seed: its loss curves, its errors on the validation set and on the grid
-    (see :func:`~dvp_rl.ground_truth.value_errors`), the terminal-evaluation time, and its
+    (see :func:`~dvp_rl.references.ground_truth.value_errors`), the terminal-evaluation time, and its
     ``V`` (N,) and ``Vx`` (N, nx) on the grid."""
 
     curves: Curves

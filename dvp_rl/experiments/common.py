@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dvp_rl.tb import summary_writer
+from dvp_rl.compare.tb import summary_writer
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -142,7 +142,7 @@ def _json_default(obj: Any) -> Any:
 def writer(out_dir: Path, run: str) -> SummaryWriter:
     """A tensorboard writer for one run of an experiment, under ``out_dir/tb/<run>``.
 
-    A rerun replaces the run, as it replaces the table (:func:`dvp_rl.tb.summary_writer`'s ``replace``).
+    A rerun replaces the run, as it replaces the table (:func:`dvp_rl.compare.tb.summary_writer`'s ``replace``).
     """
     return summary_writer(out_dir / "tb" / run, replace=True)
 

@@ -3,7 +3,7 @@
 For the pendulum (``max_torque=6``: at Gymnasium's bound of 2 its value function is
 discontinuous, see :class:`envs.PendulumEnv`), the cart-pole and the unicycle (``gamma = 1``), DVP runs a fixed number
 of iterations per seed and, after each one, is compared with the ground truth
-(:func:`dvp_rl.ground_truth.ground_truth`: long-horizon multi-start DDP) on fixed random
+(:func:`dvp_rl.references.ground_truth.ground_truth`: long-horizon multi-start DDP) on fixed random
 states: value MSE, value MSE relative to the mean squared value, gradient relative error
 and the Bellman residual ``mean (V_i - V_{i-1})^2`` on the same states (``V_0 = 0``, the
 zero terminal of the first iteration). Value maps over a 2-D slice of the state space
@@ -29,8 +29,8 @@ from matplotlib.ticker import MaxNLocator
 
 from dvp_rl.experiments import common
 from dvp_rl.experiments.dvp_runs import QUICK_BUDGET, Budget, IterationRecorder, curves, plot_curves, train_and_record
-from dvp_rl.ground_truth import GroundTruth
-from dvp_rl.sobolev import torch_threads
+from dvp_rl.references.ground_truth import GroundTruth
+from dvp_rl.value.sobolev import torch_threads
 
 NAME = "convergence"
 

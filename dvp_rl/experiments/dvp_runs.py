@@ -19,7 +19,7 @@ import numpy as np
 import envs
 from dvp_rl.agent import DVP
 from dvp_rl.callbacks import GroundTruthEvalCallback
-from dvp_rl.ground_truth import GroundTruth, ground_truth
+from dvp_rl.references.ground_truth import GroundTruth, ground_truth
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -33,7 +33,7 @@ class IterationRecord(NamedTuple):
     """Errors after one DVP iteration, on the ground-truth states.
 
     ``value_mse``, ``value_rel_mse``, ``gradient_rel_error``: see
-    :class:`dvp_rl.ground_truth.ValueErrors`; ``bellman_residual``: ``mean (V_i - V_{i-1})^2``
+    :class:`dvp_rl.references.ground_truth.ValueErrors`; ``bellman_residual``: ``mean (V_i - V_{i-1})^2``
     with ``V_0 = 0``; ``bellman_rel_residual``: that over ``mean V_i^2``.
     """
 
@@ -139,8 +139,8 @@ class Budget:
     ``iterations``: DVP iterations; ``horizon``, ``n_samples``, ``net_arch``, ``max_epochs``,
     ``patience``, ``polish_steps``, ``n_validation``: :class:`dvp_rl.DVP`'s arguments (gamma is 1);
     ``n_eval``: random states of the error measurements; ``truth_horizon``/``truth_guesses``:
-    ``None`` is :func:`~dvp_rl.ground_truth.ground_truth`'s default (the env's ``value_horizon``
-    and :func:`dvp_rl.ocp.reference_guesses`).
+    ``None`` is :func:`~dvp_rl.references.ground_truth.ground_truth`'s default (the env's ``value_horizon``
+    and :func:`dvp_rl.control.ocp.reference_guesses`).
     """
 
     iterations: int = 10

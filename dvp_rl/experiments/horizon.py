@@ -7,8 +7,8 @@ iterations; the paper finds proper convergence for ``T >= 40``. Then, for ``T`` 
 :data:`MPC_HORIZONS`, closed-loop model-predictive control from fixed start states with the
 learned value as terminal cost (``agent.controller(horizon=T)``) is compared with the same MPC
 without it (``MPCController(env, T)``, zero terminal cost), next to one long (``T = 1000``)
-open-loop solve from each start as reference. Both arms run :class:`dvp_rl.mpc.MPCController`,
-the controller of :meth:`dvp_rl.DVP.predict`, through :func:`dvp_rl.mpc.closed_loop`.
+open-loop solve from each start as reference. Both arms run :class:`dvp_rl.control.mpc.MPCController`,
+the controller of :meth:`dvp_rl.DVP.predict`, through :func:`dvp_rl.control.mpc.closed_loop`.
 
 Outputs under ``runs/reproduce/horizon/``: ``horizon_errors.png`` (error against iteration
 and against the effective horizon), ``horizon_mpc.png`` (x-y paths of the first seed's MPC),
@@ -31,9 +31,9 @@ from matplotlib.ticker import MaxNLocator
 import envs
 from dvp_rl.experiments import common
 from dvp_rl.experiments.dvp_runs import QUICK_BUDGET, Budget, IterationRecorder, curves, plot_curves, train_and_record
-from dvp_rl.mpc import ClosedLoop, MPCController, closed_loop
-from dvp_rl.ocp import OptimalControlProblem, SolveResult, reference_guesses
-from dvp_rl.sobolev import torch_threads
+from dvp_rl.control.mpc import ClosedLoop, MPCController, closed_loop
+from dvp_rl.control.ocp import OptimalControlProblem, SolveResult, reference_guesses
+from dvp_rl.value.sobolev import torch_threads
 
 NAME = "horizon"
 ENV_ID = "dvp_rl/Unicycle-v0"

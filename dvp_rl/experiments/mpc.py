@@ -6,8 +6,8 @@ default). Then, from the same start states, closed-loop model-predictive control
 horizons ``T`` in ``horizons``, each with a zero terminal cost (``MPCController(env, T)``) and
 with the learned value as terminal cost (``agent.controller(horizon=T)``), against the reference:
 MPC with the long horizon ``reference_horizon`` and a zero terminal cost. Every controller is
-:class:`dvp_rl.mpc.MPCController`, the controller of :meth:`dvp_rl.DVP.predict` (box-FDDP
-warm-started from the previous plan shifted by one step), run by :func:`dvp_rl.mpc.closed_loop`.
+:class:`dvp_rl.control.mpc.MPCController`, the controller of :meth:`dvp_rl.DVP.predict` (box-FDDP
+warm-started from the previous plan shifted by one step), run by :func:`dvp_rl.control.mpc.closed_loop`.
 
 Two iteration budgets per control step are compared: ``None`` solves every step to
 convergence (``max_iter = 300``, ``th_stop = 1e-9``, a cold retry when a warm start stalls, as
@@ -20,7 +20,7 @@ Closed-loop cost: the running costs of ``n_steps`` steps plus the optimal cost-t
 final state (a ``tail_horizon`` multi-start DDP solve), so that a controller that has not
 reached the goal after the episode is not credited with the cost it has not yet paid.
 Compute per control step: wall-clock seconds of the controller's step on one core, DDP
-iterations, and node evaluations (:attr:`dvp_rl.mpc.MPCStep.n_transitions`: running-node
+iterations, and node evaluations (:attr:`dvp_rl.control.mpc.MPCStep.n_transitions`: running-node
 evaluations; it does not count the terminal network, whose cost the wall-clock time includes).
 
 The table checks the target of the settings: the learned-value MPC of horizon
@@ -53,9 +53,9 @@ from matplotlib.ticker import NullFormatter
 import envs
 from dvp_rl.agent import DVP
 from dvp_rl.experiments import common
-from dvp_rl.mpc import MPCController, closed_loop
-from dvp_rl.ocp import OptimalControlProblem, reference_guesses
-from dvp_rl.sobolev import torch_threads
+from dvp_rl.control.mpc import MPCController, closed_loop
+from dvp_rl.control.ocp import OptimalControlProblem, reference_guesses
+from dvp_rl.value.sobolev import torch_threads
 
 NAME = "mpc"
 ENV_ID = "dvp_rl/Unicycle-v0"
@@ -120,7 +120,7 @@ Loops = dict[str, dict[tuple[str, int], dict[int, list[LoopResult]]]]
 
 
 def scored_loop(controller: MPCController, x0: np.ndarray, n_steps: int, tail: OptimalControlProblem) -> LoopResult:
-    """:func:`dvp_rl.mpc.closed_loop` of ``controller`` for ``n_steps`` steps from ``x0`` (nx,), scored
+    """:func:`dvp_rl.control.mpc.closed_loop` of ``controller`` for ``n_steps`` steps from ``x0`` (nx,), scored
     with the tail cost of its final state.
 
     :param tail: the problem whose multi-start solve from the final state gives the tail cost

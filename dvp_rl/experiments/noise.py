@@ -31,8 +31,8 @@ from matplotlib.ticker import MaxNLocator
 from dvp_rl.agent import DVP
 from dvp_rl.experiments import common
 from dvp_rl.experiments.dvp_runs import QUICK_BUDGET, Budget, IterationRecorder, curves, plot_curves, train_and_record
-from dvp_rl.ocp import BatchSolveResult
-from dvp_rl.sobolev import torch_threads
+from dvp_rl.control.ocp import BatchSolveResult
+from dvp_rl.value.sobolev import torch_threads
 
 NAME = "noise"
 #: noise levels, relative to the targets' root mean square (1.0: noise as large as the targets,

@@ -1,6 +1,6 @@
 """Paper Fig. 10-11: DVP against PPO on the three systems, through ``dvp-rl benchmark``.
 
-The benchmark (:mod:`dvp_rl.benchmark`) does the work (value maps and error maps,
+The benchmark (:mod:`dvp_rl.compare.benchmark`) does the work (value maps and error maps,
 closed-loop trajectories, error against transitions and wall-clock, tensorboard
 dashboards); this module runs it into ``runs/reproduce/ppo/`` and condenses its
 ``summary.json`` into the experiment table.
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dvp_rl.benchmark import QUICK, BenchmarkConfig, run_benchmark
+from dvp_rl.compare.benchmark import QUICK, BenchmarkConfig, run_benchmark
 from dvp_rl.experiments.common import CONTINUOUS_PENDULUM, fmt, out_dir_for, publish_table
-from dvp_rl.sobolev import torch_threads
+from dvp_rl.value.sobolev import torch_threads
 
 NAME = "ppo"
 

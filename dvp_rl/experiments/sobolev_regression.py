@@ -3,10 +3,10 @@
 Targets ``(V, Vx)`` come from horizon-``T`` DDP solves of the unicycle (zero terminal cost,
 multi-start, failed solves dropped): the value to learn is the fixed function ``V_T``, so no
 DVP iteration is needed. For every dataset size ``n`` a Gauss-residual network (paper:
-3 x 64, residual of size 3) is fitted with :func:`dvp_rl.sobolev.fit_value_network` twice from
+3 x 64, residual of size 3) is fitted with :func:`dvp_rl.value.sobolev.fit_value_network` twice from
 the same initialisation: *plain* regression (gradient weight 0) and *Sobolev* regression
 (value and gradient weights 1). Both are measured on a separate fixed set of solved states
-(the same for every seed and size) with :func:`dvp_rl.ground_truth.value_errors`:
+(the same for every seed and size) with :func:`dvp_rl.references.ground_truth.value_errors`:
 ``value_rel_mse = mean (V - V*)^2 / mean V*^2`` and
 ``gradient_rel_error = sqrt(mean ||Vx - Vx*||^2 / mean ||Vx*||^2)``. The number of epochs is
 the fit's best epoch (the one whose parameters are kept: the epochs needed to reach the
@@ -41,7 +41,7 @@ from matplotlib.ticker import NullFormatter
 import envs
 from dvp_rl.experiments import common
 from dvp_rl.experiments.value_fits import Dataset, make_network, network_errors, solved_dataset, target_scale, validation_set
-from dvp_rl.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network, torch_threads
+from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network, torch_threads
 
 NAME = "sobolev"
 ENV_ID = "dvp_rl/Unicycle-v0"
@@ -56,7 +56,7 @@ class Settings:
     ``horizon``: DDP horizon of the targets; ``sizes``: training-set sizes (nested subsets of
     one pool per seed); ``n_validation``: fixed validation states; ``net_arch``/``residual_dim``:
     the Gauss-residual network; ``learning_rate``, ``batch_size``, ``max_epochs``, ``patience``,
-    ``polish_steps``: :func:`~dvp_rl.sobolev.fit_value_network`'s; ``threshold``: the
+    ``polish_steps``: :func:`~dvp_rl.value.sobolev.fit_value_network`'s; ``threshold``: the
     validation ``value_rel_mse`` whose smallest reaching size is reported.
     """
 

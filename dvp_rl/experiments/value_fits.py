@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 import envs
-from dvp_rl.ground_truth import GroundTruth, ValueErrors, value_errors
-from dvp_rl.sampling import SolveSpec, solve_states
-from dvp_rl.value_networks import ValueNetwork, make_value_network
+from dvp_rl.references.ground_truth import GroundTruth, ValueErrors, value_errors
+from dvp_rl.control.pool import SolveSpec, solve_states
+from dvp_rl.value.networks import ValueNetwork, make_value_network
 
 #: seed of the fixed validation states (shared by every seed, size, method and network)
 VALIDATION_SEED = 10_000
@@ -41,7 +41,7 @@ class Dataset(NamedTuple):
         return Dataset(self.x, self.V / scale, self.Vx / scale)
 
     def as_truth(self, horizon: int) -> GroundTruth:
-        """This dataset as the reference of :func:`~dvp_rl.ground_truth.value_errors`."""
+        """This dataset as the reference of :func:`~dvp_rl.references.ground_truth.value_errors`."""
         return GroundTruth(self.x, self.V, self.Vx, np.ones(len(self.x), dtype=bool), horizon, 1.0)
 
 
@@ -88,6 +88,6 @@ def predict(net: ValueNetwork, x: np.ndarray, scale: float) -> tuple[np.ndarray,
 
 
 def network_errors(net: ValueNetwork, scale: float, reference: Dataset, horizon: int) -> ValueErrors:
-    """Errors of ``scale * net`` against ``reference`` (:func:`~dvp_rl.ground_truth.value_errors`)."""
+    """Errors of ``scale * net`` against ``reference`` (:func:`~dvp_rl.references.ground_truth.value_errors`)."""
     V, Vx = predict(net, reference.x, scale)
     return value_errors(reference.as_truth(horizon), V, Vx)

@@ -1,0 +1,424 @@
+"""The Crocoddyl bridge: build a discounted shooting problem from an env and solve it.
+
+Only this module and :mod:`dvp_rl.control.terminal` speak Crocoddyl's solver API.
+Inside, Crocoddyl's names are kept (``xs``, ``us``, ``Vx``, ``Vxx``, ...).
+
+Discount: node ``k``'s running cost is multiplied by ``gamma**k`` and the
+terminal cost by ``gamma**T``, so ``cost`` is ``sum_k gamma^k l(x_k, u_k) + gamma^T l_T(x_T)``.
+Control bounds come from the env's action space (Crocoddyl's box-constrained
+FDDP), so what the DDP plans is what ``step()`` executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
+
+import crocoddyl
+import numpy as np
+
+from dvp_rl.control.terminal import ValueTerminalModel
+from dvp_rl.value.arrays import NetworkArrays
+from envs.base import DifferentiableEnv
+
+#: a terminal cost: ``None`` (zero), ``"env"`` (the env's own terminal cost), an exported value
+#: network (:class:`~dvp_rl.value.arrays.NetworkArrays`, scaled by ``gamma**T``), a factory
+#: ``cost_scale -> model`` (it receives ``gamma**T``), or a ready model (used as given).
+TerminalSpec = Union[None, str, NetworkArrays, Callable[[float], crocoddyl.ActionModelAbstract], crocoddyl.ActionModelAbstract]
+
+
+class SolveResult(NamedTuple):
+    """Outcome of one DDP solve from ``x0``.
+
+    ``xs`` (T+1, nx), ``us`` (T, nu): the trajectory; ``cost``: the optimal
+    discounted cost-to-go ``V(x0)``; ``Vx`` (nx,), ``Vxx`` (nx, nx): its gradient
+    and Hessian at the start node; ``iterations``; ``converged``: the solver's
+    stopping criterion was met and every output is finite.
+    """
+
+    xs: np.ndarray
+    us: np.ndarray
+    cost: float
+    Vx: np.ndarray
+    Vxx: np.ndarray
+    iterations: int
+    converged: bool
+    n_transitions: int = 0
+
+
+class BatchSolveResult(NamedTuple):
+    """Stacked :class:`SolveResult` of N solves: ``x0`` (N, nx), ``cost`` (N,), ``Vx`` (N, nx),
+    ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, ``us`` (N, T, nu),
+    ``n_transitions`` (N,): node evaluations spent (see :class:`TransitionCounter`), and
+    ``x_final`` (N, nx): the last state of each plan (where the terminal cost was evaluated)."""
+
+    x0: np.ndarray
+    cost: np.ndarray
+    Vx: np.ndarray
+    Vxx: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    us: np.ndarray
+    n_transitions: np.ndarray
+    x_final: np.ndarray
+
+
+def unwrap(env: Any) -> DifferentiableEnv:
+    """The :class:`DifferentiableEnv` under Gymnasium wrappers, or a clear ``TypeError``."""
+    base = getattr(env, "unwrapped", env)
+    if not isinstance(base, DifferentiableEnv):
+        raise TypeError(
+            f"expected a dvp_rl differentiable env (envs.DifferentiableEnv), got {type(base).__name__}; "
+            "make one with gymnasium.make('dvp_rl/...') after `import envs`"
+        )
+    return base
+
+
+#: named initial guesses, see :meth:`OptimalControlProblem.initial_guess`
+GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus", "continuation", "continuation_inside")
+
+#: horizon of the short problem solved by the ``continuation`` guess (at most half of ``T``)
+CONTINUATION_HORIZON = 50
+
+
+def reference_guesses(env: Any) -> tuple[str, ...]:
+    """Initial guesses of long-horizon reference solves: the env's ``ddp_guesses`` plus both continuations."""
+    named = tuple(unwrap(env).ddp_guesses)
+    return named + tuple(g for g in ("continuation", "continuation_inside") if g not in named)
+
+
+class TransitionCounter(crocoddyl.CallbackAbstract):
+    """Counts the node evaluations (simulator transitions) of a solve.
+
+    Crocoddyl calls it once per iteration; each iteration is counted as one derivative
+    sweep over the T nodes plus one rollout of T nodes per line-search trial (read from
+    the accepted step length); at convergence it is called once more after the final
+    sweep, with no step. This is the DDP's counterpart of an RL agent's environment
+    steps. It errs on the high side: it is never below the number of running-model
+    ``calc`` calls (Crocoddyl reuses some), and within ~20% of it (tested on a Python model),
+    so comparisons with RL never flatter DDP.
+    """
+
+    def __init__(self, horizon: int, alphas: list[float]) -> None:
+        crocoddyl.CallbackAbstract.__init__(self)
+        self.horizon = horizon
+        self._trials = {round(float(a), 12): i + 1 for i, a in enumerate(alphas)}
+        self.count = 0
+        self._last_trials = 0
+
+    def reset(self) -> None:
+        self.count = 0
+        self._last_trials = 0
+
+    def __call__(self, solver: crocoddyl.SolverAbstract) -> None:
+        self._last_trials = self._trials.get(round(float(solver.stepLength), 12), len(self._trials))
+        self.count += self.horizon * (1 + self._last_trials)
+
+    def finish(self, converged: bool) -> int:
+        """The total, given whether the last call was the convergence check (no step)."""
+        if converged:
+            self.count -= self.horizon * self._last_trials
+        return self.count
+
+
+class OptimalControlProblem:
+    """A horizon-``T`` discounted shooting problem of ``env``, reusable across start states.
+
+    :param env: a dvp_rl env (wrappers allowed)
+    :param horizon: number of running nodes ``T`` (>= 1)
+    :param gamma: discount in (0, 1]
+    :param terminal: the terminal cost, see :data:`TerminalSpec`
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: Crocoddyl's stopping threshold
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        horizon: int,
+        gamma: float = 1.0,
+        terminal: TerminalSpec = None,
+        max_iter: int = 300,
+        th_stop: float = 1e-9,
+    ) -> None:
+        self.env = unwrap(env)
+        if int(horizon) < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if not 0.0 < float(gamma) <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        self.horizon = int(horizon)
+        self.gamma = float(gamma)
+        self.max_iter = int(max_iter)
+        self.th_stop = float(th_stop)
+        self.running_models = [self.env.action_model(self.gamma**k) for k in range(self.horizon)]
+        self.problem: crocoddyl.ShootingProblem | None = None
+        self.solver: crocoddyl.SolverBoxFDDP | None = None
+        self._short: OptimalControlProblem | None = None  # the continuation guess's problem, built on first use
+        self._short_solution: tuple[np.ndarray, SolveResult] | None = None  # its last (x0, result)
+        self.set_terminal(terminal)
+
+    def set_terminal(self, terminal: TerminalSpec) -> None:
+        """Replace the terminal cost (rebuilds the problem, keeps the running models)."""
+        scale = self.gamma**self.horizon
+        if terminal is None:
+            model = self.env.terminal_model(0.0)
+        elif isinstance(terminal, str):
+            if terminal != "env":
+                raise ValueError(f"terminal must be None, 'env', a factory or a Crocoddyl model; got {terminal!r}")
+            model = self.env.terminal_model(scale)
+        elif isinstance(terminal, NetworkArrays):
+            model = ValueTerminalModel(terminal, self.env.nx, self.env.nu, scale)
+        elif isinstance(terminal, crocoddyl.ActionModelAbstract):
+            model = terminal
+        elif callable(terminal):
+            model = terminal(scale)
+        else:
+            raise TypeError(f"unsupported terminal {type(terminal).__name__}")
+        self.terminal_model = model
+        self.solver = box_fddp(self.running_models, model, self.th_stop)
+        self.problem = self.solver.problem
+        self.counter = TransitionCounter(self.horizon, list(self.solver.alphas))
+        self.solver.setCallbacks([self.counter])
+
+    def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
+        """``(xs_init or None, us_init)`` of the named guess from ``x0``.
+
+        ``hold``: every state at ``x0``, zero controls (an infeasible start that FDDP closes);
+        ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half the control
+        bound, +/-, over the first fifth of the horizon, then zero, rolled out (breaks the symmetry
+        of swing-ups and turns, which have local optima); ``continuation``: the best solution of a
+        short problem (``min(50, T // 2)`` nodes, no terminal cost, the env's other guesses), then
+        its last state held with zero controls (long swing-up horizons need it: from the other
+        guesses they land in worse local optima); ``continuation_inside``: the same with the
+        short plan's controls pulled 2% inside the bounds (box-FDDP warm-started on saturated
+        controls can stall in a poor optimum). docs/REPRODUCTION.md has the measurements.
+        """
+        xs, us, _ = self._guess(np.asarray(x0, dtype=np.float64), name)
+        return xs, us
+
+    def _guess(self, x0: np.ndarray, name: str) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
+        """:meth:`initial_guess` plus the transitions spent making it (the continuation's short solves)."""
+        env, T = self.env, self.horizon
+        if name == "hold":
+            return [x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)], 0
+        if name in ("continuation", "continuation_inside"):
+            return self._continuation_guess(x0, shrink=0.98 if name == "continuation_inside" else 1.0)
+        us = [np.zeros(env.nu) for _ in range(T)]
+        if name in ("push_plus", "push_minus"):
+            push = 0.5 * (env.action_high if name == "push_plus" else env.action_low)
+            for k in range(max(1, T // 5)):
+                us[k] = push.copy()
+        elif name != "zero_rollout":
+            raise ValueError(f"unknown initial guess {name!r}; expected one of {GUESSES}")
+        return None, us, 0
+
+    def _continuation_guess(self, x0: np.ndarray, shrink: float = 1.0) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
+        T, nu = self.horizon, self.env.nu
+        short_T = max(1, min(CONTINUATION_HORIZON, T // 2))
+        if self._short is None:
+            self._short = OptimalControlProblem(self.env, short_T, self.gamma, None, self.max_iter, self.th_stop)
+        cached = self._short_solution
+        if cached is not None and np.array_equal(cached[0], x0):
+            short, spent = cached[1], 0  # both continuations from one start share the short solve
+        else:
+            guesses = tuple(g for g in self.env.ddp_guesses if not g.startswith("continuation")) or ("hold",)
+            short = self._short.solve_best(x0, guesses)
+            spent = short.n_transitions
+            self._short_solution = (x0.copy(), short)
+        if not (np.all(np.isfinite(short.xs)) and np.all(np.isfinite(short.us))):
+            xs, us, _ = self._guess(x0, "hold")
+            return xs, us, spent
+        xs = [x.copy() for x in short.xs] + [short.xs[-1].copy() for _ in range(T - short_T)]
+        us = [shrink * u for u in short.us] + [np.zeros(nu) for _ in range(T - short_T)]
+        return xs, us, spent
+
+    def solve_best(self, x0: np.ndarray, guesses: tuple[str, ...] = ("hold",)) -> SolveResult:
+        """Solve from each named initial guess and keep the lowest converged cost.
+
+        ``n_transitions`` adds up all the solves (a continuation's short solves included);
+        ``converged`` is False only if none converged (then the last attempt is returned).
+        """
+        if not guesses:
+            raise ValueError("guesses must name at least one initial guess")
+        best: SolveResult | None = None
+        last: SolveResult | None = None
+        total = 0
+        for name in guesses:
+            xs, us, spent = self._guess(np.asarray(x0, dtype=np.float64), name)
+            last = self.solve(x0, xs_init=xs, us_init=us)
+            total += spent + last.n_transitions
+            if last.converged and (best is None or last.cost < best.cost):
+                best = last
+        chosen = best if best is not None else last
+        return chosen._replace(n_transitions=total)
+
+    def solve(
+        self,
+        x0: np.ndarray,
+        xs_init: np.ndarray | list[np.ndarray] | None = None,
+        us_init: np.ndarray | list[np.ndarray] | None = None,
+    ) -> SolveResult:
+        """Solve from ``x0`` (nx,); warm start with ``us_init`` (T, nu) and optionally ``xs_init`` (T+1, nx).
+
+        A failed or unconverged solve is reported through ``converged=False``, not raised; an
+        exception raised by the env's own code during the solve (a :class:`envs.NumpySystemEnv`
+        hook) is re-raised here, with its original traceback.
+        """
+        x0 = self.env.check_state(x0, "x0")
+        self._take_model_error()  # one kept by a call outside a solve is not this solve's
+        self.problem.x0 = x0
+        if us_init is None:
+            xs, us = self.initial_guess(x0)
+        else:
+            us = [np.asarray(u, dtype=np.float64).reshape(self.env.nu) for u in us_init]
+            if len(us) != self.horizon:
+                raise ValueError(f"us_init must have {self.horizon} rows, got {len(us)}")
+            xs = list(self.problem.rollout(us)) if xs_init is None else [np.asarray(x, dtype=np.float64) for x in xs_init]
+            xs[0] = x0
+        solver = self.solver
+        self.counter.reset()
+        try:
+            converged: bool | None = bool(solver.solve(xs, us, self.max_iter, False))
+        except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
+            converged = None
+        error = self._take_model_error()
+        if error is not None:
+            raise error
+        if converged is None:
+            return self._failed(x0)
+        n_transitions = self.counter.finish(converged)
+        Vx = np.array(solver.Vx[0], dtype=np.float64).reshape(self.env.nx)
+        Vxx = np.array(solver.Vxx[0], dtype=np.float64).reshape(self.env.nx, self.env.nx)
+        cost = float(solver.cost)
+        finite = np.isfinite(cost) and np.all(np.isfinite(Vx)) and np.all(np.isfinite(Vxx))
+        return SolveResult(
+            xs=np.array(solver.xs),
+            us=np.array(solver.us).reshape(self.horizon, self.env.nu),
+            cost=cost,
+            Vx=Vx,
+            Vxx=Vxx,
+            iterations=int(solver.iter),
+            converged=converged and bool(finite),
+            n_transitions=n_transitions,
+        )
+
+    def _take_model_error(self) -> BaseException | None:
+        """The first exception kept by this problem's Python action models since the last call, and
+        clear them all (models with a ``take_error()``, see :class:`envs.base.NumpyActionModel`)."""
+        first = None
+        for model in (*self.running_models, self.terminal_model):
+            take = getattr(model, "take_error", None)
+            error = take() if take is not None else None
+            if first is None:
+                first = error
+        return first
+
+    def _failed(self, x0: np.ndarray) -> SolveResult:
+        nx, nu, T = self.env.nx, self.env.nu, self.horizon
+        return SolveResult(
+            xs=np.full((T + 1, nx), np.nan),
+            us=np.full((T, nu), np.nan),
+            cost=float("nan"),
+            Vx=np.full(nx, np.nan),
+            Vxx=np.full((nx, nx), np.nan),
+            iterations=int(self.solver.iter),
+            converged=False,
+            n_transitions=self.counter.count,
+        )
+
+    def solve_many(self, x0s: np.ndarray, callback: Callable[[int], None] | None = None) -> BatchSolveResult:
+        """Solve from every row of ``x0s`` (N, nx) (cold starts); ``callback(i)`` after each."""
+        x0s = np.asarray(x0s, dtype=np.float64)
+        if x0s.ndim != 2 or x0s.shape[1] != self.env.nx:
+            raise ValueError(f"x0s must have shape (N, {self.env.nx}), got {x0s.shape}")
+        results = []
+        for i, x0 in enumerate(x0s):
+            results.append(self.solve(x0))
+            if callback is not None:
+                callback(i)
+        return stack_results(x0s, results, self.horizon, self.env.nu)
+
+
+def stack_results(x0s: np.ndarray, results: list[SolveResult], horizon: int, nu: int) -> BatchSolveResult:
+    """Stack per-state results into a :class:`BatchSolveResult`."""
+    n, nx = x0s.shape
+    return BatchSolveResult(
+        x0=np.asarray(x0s, dtype=np.float64),
+        cost=np.array([r.cost for r in results], dtype=np.float64),
+        Vx=np.array([r.Vx for r in results], dtype=np.float64).reshape(n, nx),
+        Vxx=np.array([r.Vxx for r in results], dtype=np.float64).reshape(n, nx, nx),
+        iterations=np.array([r.iterations for r in results], dtype=np.int64),
+        converged=np.array([r.converged for r in results], dtype=bool),
+        us=np.array([r.us for r in results], dtype=np.float64).reshape(n, horizon, nu),
+        n_transitions=np.array([r.n_transitions for r in results], dtype=np.int64),
+        x_final=np.array([r.xs[-1] for r in results], dtype=np.float64).reshape(n, nx),
+    )
+
+
+def solve_ocp(
+    env: Any,
+    x0: np.ndarray,
+    horizon: int,
+    terminal: TerminalSpec = None,
+    gamma: float = 1.0,
+    max_iter: int = 300,
+    th_stop: float = 1e-9,
+) -> SolveResult | BatchSolveResult:
+    """Build and solve the horizon-``T`` problem of ``env`` from ``x0``.
+
+    :param x0: a start state (nx,) -> :class:`SolveResult`, or a batch (N, nx) -> :class:`BatchSolveResult`
+    :param horizon: number of running nodes ``T``
+    :param terminal: terminal cost, see :data:`TerminalSpec`
+    :param gamma: discount: node k's cost times ``gamma**k``, the terminal's times ``gamma**T``
+    """
+    ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.ndim == 2:
+        return ocp.solve_many(x0)
+    return ocp.solve(x0)
+
+
+def box_fddp(running_models: list[Any], terminal_model: Any, th_stop: float = 1e-9) -> crocoddyl.SolverBoxFDDP:
+    """Crocoddyl's box-constrained FDDP over the given action models, set up as every solve of
+    this package runs: one thread, stopping threshold ``th_stop``, regularisation floor 1e-12.
+
+    :param running_models: the ``T`` running action models
+    :param terminal_model: the terminal action model
+    """
+    problem = crocoddyl.ShootingProblem(np.zeros(terminal_model.state.nx), list(running_models), terminal_model)
+    # Crocoddyl's OpenMP threads hang forked worker pools; one thread is also faster here.
+    # (Builds without OpenMP already read 1 and print a warning when it is set.)
+    if problem.nthreads != 1:
+        problem.nthreads = 1
+    solver = crocoddyl.SolverBoxFDDP(problem)
+    solver.th_stop = float(th_stop)
+    # Crocoddyl's default floor of the regularisation (1e-9) biases Vxx by ~1e-8
+    # relative; the solver still raises it whenever a step fails.
+    solver.reg_min = 1e-12
+    return solver
+
+
+class ModelSolver:
+    """Box-FDDP straight over Crocoddyl action models, without an env (a reference for timings).
+
+    Same solver settings as :class:`OptimalControlProblem` (:func:`box_fddp`); :meth:`solve`
+    starts from the ``hold`` guess (every state at ``x0``, zero controls).
+
+    :param running_models: the ``T`` running action models
+    :param terminal_model: the terminal action model
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: stopping threshold
+    """
+
+    def __init__(self, running_models: list[Any], terminal_model: Any, max_iter: int = 300, th_stop: float = 1e-9) -> None:
+        self.solver = box_fddp(running_models, terminal_model, th_stop)
+        self.horizon = len(running_models)
+        self.nu = int(running_models[0].nu)
+        self.max_iter = int(max_iter)
+
+    def solve(self, x0: np.ndarray) -> tuple[int, bool]:
+        """Solve from ``x0`` (nx,); returns ``(iterations, converged)``."""
+        x0 = np.asarray(x0, dtype=np.float64)
+        self.solver.problem.x0 = x0
+        converged = self.solver.solve([x0] * (self.horizon + 1), [np.zeros(self.nu)] * self.horizon, self.max_iter, False)
+        return int(self.solver.iter), bool(converged)

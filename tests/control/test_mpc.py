@@ -1,0 +1,200 @@
+"""The one MPC controller: first control of the DDP plan, warm starts per env, resets, the closed
+loop, DVP.predict running it, and the solver side importing without torch."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dvp_rl.agent import DVP
+from dvp_rl.control.mpc import MPCController, closed_loop
+from dvp_rl.control.ocp import solve_ocp
+from dvp_rl.value.arrays import numpy_value
+from tests.helpers import make_unwrapped
+
+
+def test_step_applies_the_first_control_of_the_cold_plan_then_warm_starts():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    x0 = env.sample_states(1, 3)[0]
+    controller = MPCController(env, 20)
+    first = controller.step(x0)
+    reference = solve_ocp(env, x0, 20)
+    np.testing.assert_array_equal(first.action, np.clip(reference.us[0], env.action_low, env.action_high))
+    assert first.plan.cost == reference.cost and first.solves == 1 and first.seconds > 0
+    x1 = env.dynamics(x0, first.action)
+    warm = controller.step(x1)
+    cold = solve_ocp(env, x1, 20)
+    assert warm.plan.converged and warm.iterations < cold.iterations  # the shifted plan is a better start
+    np.testing.assert_allclose(warm.action, cold.us[0], atol=1e-6)
+
+
+def test_warm_starts_are_per_env_index_and_reset_drops_them():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    states = env.sample_states(2, 5)
+    controller = MPCController(env, 15)
+    controller.predict(states)
+    assert set(controller._warm_starts) == {0, 1}
+    controller.predict(states[:1], episode_start=np.array([True]))
+    cold = MPCController(env, 15).step(states[0])
+    assert controller._warm_starts[0].shape == (15, env.nu)
+    np.testing.assert_allclose(controller._warm_starts[0][:-1], cold.plan.us[1:], atol=1e-12)
+    controller.reset()
+    assert controller._warm_starts == {}
+    with pytest.raises(ValueError, match="episode_start must have 2 entries"):
+        controller.predict(states, episode_start=np.array([True, False, True]))
+    with pytest.raises(ValueError):
+        controller.step(np.array([np.nan, 0.0, 0.0]))
+
+
+def test_closed_loop_steps_the_env_model_and_sums_its_costs():
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0")
+    x0 = env.sample_states(1, 0)[0]
+    loop = closed_loop(MPCController(env, 10, terminal="env"), x0, 6)
+    assert loop.xs.shape == (7, env.nx) and loop.us.shape == (6, env.nu) and loop.converged.all()
+    for k in range(6):
+        np.testing.assert_array_equal(loop.xs[k + 1], env.dynamics(loop.xs[k], loop.us[k]))
+        assert loop.costs[k] == env.cost(loop.xs[k], loop.us[k])
+    assert np.linalg.norm(loop.xs[-1]) < np.linalg.norm(x0)
+
+
+def test_dvp_predict_runs_the_agents_controller():
+    agent = DVP("dvp_rl/Unicycle-v0", horizon=10, n_samples=40, max_epochs=5, polish_steps=0, n_validation=10,
+                net_arch=(8,), n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+    states = agent.system.sample_states(3, 11)
+    controller = agent.controller()
+    assert controller.horizon == agent.mpc_horizon and controller.ocp.terminal_model.arrays is agent.value_arrays
+    for _ in range(3):  # warm-started calls stay equal
+        expected = controller.predict(states).astype(np.float32)
+        np.testing.assert_array_equal(agent.predict(states)[0], expected)
+        states = np.array([agent.system.dynamics(x, u) for x, u in zip(states, expected)])
+
+
+def test_the_solver_side_imports_and_solves_without_torch():
+    """What a solver worker runs (sampling, ocp, terminal, value arrays, numba kernel) needs no torch."""
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is not available")
+
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        from dvp_rl.control.pool import SolveSpec, solve_states
+        from dvp_rl.control.mpc import MPCController
+        from dvp_rl.value.arrays import NetworkArrays
+
+        rng = np.random.default_rng(0)
+        sizes = (3, 8, 2)
+        arrays = NetworkArrays("gauss_residual", 3, (), np.zeros(3), np.ones(3),
+                               tuple(0.3 * rng.standard_normal((b, a)) for a, b in zip(sizes[:-1], sizes[1:])),
+                               tuple(np.zeros(b) for b in sizes[1:]))
+        batch = solve_states(SolveSpec("dvp_rl/Unicycle-v0", {}, 10, 1.0, arrays), rng.uniform(-1, 1, (3, 3)))
+        assert batch.converged.all(), batch.converged
+        import envs
+        action = MPCController(envs.make("dvp_rl/Unicycle-v0").unwrapped, 10, arrays).step(np.array([0.5, 0.2, 0.1])).action
+        assert "torch" not in sys.modules
+        print("ok", action.shape)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok (2,)"
+
+
+def test_multi_start_guesses_never_give_a_worse_plan_and_the_margin_skips_them_where_plan_and_value_agree():
+    import torch
+
+    from dvp_rl.value.networks import make_value_network
+
+    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
+    bottom = np.array([np.pi - 0.1, 0.0])
+    single = MPCController(env, 10).step(bottom)
+    multi = MPCController(env, 10, guesses=("push_plus", "push_minus")).step(bottom)
+    assert multi.solves == 3 and multi.plan.cost <= single.plan.cost + 1e-9
+    torch.manual_seed(0)
+    net = make_value_network("gauss_residual", 2, net_arch=(8,), angle_dims=(0,))
+    arrays = net.export()
+    always = MPCController(env, 10, arrays, guesses=("hold", "push_plus"))
+    assert always.step(bottom).solves == 3
+    trusting = MPCController(env, 10, arrays, guesses=("hold", "push_plus"), guess_margin=1e9)
+    assert trusting.step(bottom).solves == 1  # a plan is never 1e9 above the value: no guesses
+    first_plan = MPCController(env, 10, arrays).step(bottom).plan  # the same first solve as below
+    doubting = MPCController(env, 10, arrays, guesses=("hold", "push_plus"), guess_margin=0.0)
+    assert doubting.step(bottom).solves == (3 if first_plan.cost > numpy_value(arrays, bottom) else 1)
+    with pytest.raises(ValueError, match="needs a network terminal"):
+        MPCController(env, 10, None, guesses=("hold",), guess_margin=1.0)
+    with pytest.raises(ValueError, match="unknown initial guesses"):
+        MPCController(env, 10, guesses=("bang",))
+
+
+def test_dvp_controller_settings_are_checked_saved_and_loaded(tmp_path):
+    settings = dict(horizon=5, n_samples=20, n_validation=5, net_arch=(8,), max_epochs=3, polish_steps=0, n_workers=1, seed=0,
+                    checkpoint_dir=None)  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown MPC controller settings \['bogus'\]"):
+        DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"bogus": 1}, **settings)
+    agent = DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"guesses": ["hold"], "guess_margin": 2.0, "max_iter": 40}, **settings).learn(1)
+    controller = agent.controller()
+    assert controller.guesses == ("hold",) and controller.guess_margin == 2.0 and controller.ocp.max_iter == 40
+    loaded = DVP.load(agent.save(tmp_path / "agent"))
+    assert loaded.controller().guesses == ("hold",) and loaded.mpc_kwargs["guess_margin"] == 2.0
+
+
+def test_a_twin_trains_over_the_real_envs_whole_speed_range():
+    agent = DVP("Pendulum-v1", n_samples=10, n_workers=1, checkpoint_dir=None)
+    speeds = agent.system.sample_states(2000, 0)[:, 1]
+    assert agent.env_kwargs["max_start_speed"] == 8.0 and 7.5 < np.abs(speeds).max() <= 8.0
+    real_starts = agent.twin.make().unwrapped.sample_states(2000, 0)[:, 1]  # the twin as a model of the env: Pendulum-v1's resets
+    assert np.abs(real_starts).max() <= 1.0
+
+
+def test_prefix_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the_plain_controller():
+    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
+    x0, n = np.array([np.pi - 0.1, 0.0]), 40
+    searching = MPCController(env, 10, retry_cold=False, prefix_steps=(3, 8), prefix_rollout=n)
+    candidates = searching.prefix_candidates()
+    assert [len(p) for p in candidates] == [0, 3, 3, 8, 8]
+    assert all(np.all(np.abs(u) == 2.0) for p in candidates for u in p)
+
+    def played(prefix: list) -> float:  # the reference: the prefix open loop, then the plain MPC
+        plain, x, total = MPCController(env, 10, retry_cold=False), x0, 0.0
+        for t in range(n):
+            step = plain.step(x)  # one warm-started solve a step, as the search makes during its prefix
+            u = prefix[t] if t < len(prefix) else step.action
+            total, x = total + env.cost(x, u), env.dynamics(x, u)
+        return total
+
+    scores = [played(p) for p in candidates]
+    loop = closed_loop(searching, x0, n)
+    assert loop.costs.sum() == pytest.approx(min(scores), rel=1e-9)  # the rollouts score the whole loop exactly
+    assert min(scores) < scores[0] - 10.0  # here a push beats the plain controller's swing-up
+    best = candidates[int(np.argmin(scores))]
+    np.testing.assert_array_equal(loop.us[: len(best)], np.array(best))
+    assert loop.n_transitions[0] > 10 * loop.n_transitions[1]  # the search runs at the first step only
+    searching.reset(0)
+    assert searching.step(x0).n_transitions == loop.n_transitions[0]  # a new episode searches again
+    with pytest.raises(ValueError, match="prefix_steps must be integers >= 1"):
+        MPCController(env, 10, prefix_steps=(0,))
+    with pytest.raises(ValueError, match="prefix_rollout must be an integer >= 1"):
+        MPCController(env, 10, prefix_steps=(2,), prefix_rollout=0)
+    with pytest.raises(ValueError, match="needs no terminal or a network one"):
+        MPCController(env, 10, "env", prefix_steps=(2,))
+    with pytest.raises(ValueError, match="give prefix_steps too"):
+        MPCController(env, 10, prefix_reverse_steps=(5,))
+    with pytest.raises(ValueError, match="prefix_reverse_steps must be integers >= 1"):
+        MPCController(env, 10, prefix_steps=(2,), prefix_reverse_steps=(0,))
+
+
+def test_two_phase_prefixes_push_one_way_then_the_other():
+    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
+    candidates = MPCController(env, 10, prefix_steps=(2, 3), prefix_reverse_steps=(4,)).prefix_candidates()
+    as_lists = sorted(tuple(float(u[0]) for u in p) for p in candidates)
+    plus, minus = 2.0, -2.0
+    expected = [(), (plus,) * 2, (minus,) * 2, (plus,) * 3, (minus,) * 3,
+                (plus,) * 2 + (minus,) * 4, (minus,) * 2 + (plus,) * 4, (plus,) * 3 + (minus,) * 4, (minus,) * 3 + (plus,) * 4]
+    assert as_lists == sorted(expected)
+    assert candidates[0] == []  # the plain controller comes first: it wins ties

@@ -1,0 +1,53 @@
+"""Helpers the tests share (imported as ``tests.helpers``): the registered env ids, an unwrapped env,
+and the check of an experiment's quick-run outputs."""
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+import envs
+
+ALL_ENV_IDS = list(envs.ENV_IDS)
+
+
+def make_unwrapped(env_id: str, **kwargs):
+    return gym.make(env_id, **kwargs).unwrapped
+
+
+def _numbers(value: Any) -> Iterator[int | float]:
+    """Every number (not bool) in a nested JSON value."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def check_experiment_outputs(out: Path, table: dict[str, Any], figures: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Assert that an experiment's run wrote every output under ``out``: the ``figures`` (PNGs over
+    1 kB), ``table.md`` (a titled markdown table, no NaN), ``table.json`` (the returned ``table``,
+    with numbers only finite ones) and non-empty tensorboard event files.
+
+    :return: ``(markdown, saved)``: the text of ``table.md`` and the content of ``table.json``, for
+        the caller's own checks
+    """
+    from dvp_rl.experiments import common  # here: torch and tensorboard load only for the tests that need them
+
+    for figure in figures:
+        assert (out / figure).stat().st_size > 1000, figure
+    markdown = (out / "table.md").read_text()
+    assert markdown.startswith("# ") and "|---|" in markdown and "nan" not in markdown.lower()
+    saved = json.loads((out / "table.json").read_text())
+    assert saved == json.loads(json.dumps(table, default=common._json_default))
+    numbers = list(_numbers(saved))
+    assert numbers and all(math.isfinite(x) for x in numbers)
+    events = list((out / "tb").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    return markdown, saved
