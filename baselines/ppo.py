@@ -9,8 +9,7 @@ its normalised world and the tasks' cost scale::
     model = make_ppo("dvp_rl/Pendulum-v0", gamma=0.99, seed=0)
     model.learn(load_hyperparams("dvp_rl/Pendulum-v0")["n_timesteps"])
     V = critic_values(model, xs)                      # (N,), a cost-to-go like DVP's V(x)
-    states, actions, costs = rollout(model, "dvp_rl/Pendulum-v0", xs, n_steps=200)
-    J = discounted_cost(costs, gamma=0.99)            # (N,)
+    act = ppo_actions(model)                          # states (N, nx) -> actions (N, nu), for closed loops
     save_ppo(model, "runs/ppo")                       # runs/ppo.zip + runs/ppo_vecnormalize.pkl
 
 Speed: the networks are tiny, so one torch thread (``torch.set_num_threads(1)``, rl-zoo3's
@@ -23,33 +22,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
-import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import envs  # noqa: F401  (registers the dvp_rl/ ids)
 from baselines import sb3
-from baselines.sb3 import HYPERPARAMS_PATH  # noqa: F401  (kept for callers of baselines.ppo)
 
 #: episodes last at least this many effective horizons 1 / (1 - gamma): gamma^T <= e^-5 < 1%
 DISCOUNT_HORIZONS = 5.0
-
-
-class Rollout(NamedTuple):
-    """Closed-loop trajectories of ``N`` episodes of ``n_steps`` steps.
-
-    ``states`` (N, n_steps + 1, nx): ``x_0 .. x_n`` as observed (angles wrapped by the env);
-    ``actions`` (N, n_steps, nu): the controls applied (within the action bounds);
-    ``costs`` (N, n_steps): ``cost(x_t, u_t)``, the negative rewards.
-    """
-
-    states: np.ndarray
-    actions: np.ndarray
-    costs: np.ndarray
 
 
 # ---------------------------------------------------------------------------- settings
@@ -136,133 +120,25 @@ def _check_gamma(gamma: float) -> None:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def normalize_observations(model: PPO, states: np.ndarray) -> np.ndarray:
-    """The policy's input for ``states`` (N, nx): VecNormalize's ``clip((x - mean) / sqrt(var + eps), +-clip_obs)``.
-
-    Uses the running statistics of ``model.get_vec_normalize_env()`` (not updated
-    here); ``states`` unchanged (as float32) when the model has no VecNormalize.
-    Returns shape (N, nx), float32.
-    """
-    states = _check_states(model, states)
-    vec_normalize = model.get_vec_normalize_env()
-    if vec_normalize is None:
-        return states.astype(np.float32)
-    return np.asarray(vec_normalize.normalize_obs(states), dtype=np.float32)
-
-
 def critic_values(model: PPO, states: np.ndarray) -> np.ndarray:
     """PPO's critic at ``states`` (N, nx), on the cost scale of a cost-to-go ``V(x)``; shape (N,).
 
-    With ``vn = model.get_vec_normalize_env()`` and ``v_psi`` SB3's value head
-    (``model.policy.predict_values``)::
-
-        o_i = clip((x_i - vn.obs_rms.mean) / sqrt(vn.obs_rms.var + vn.epsilon), -vn.clip_obs, vn.clip_obs)
-        V_i = -v_psi(o_i) * sqrt(vn.ret_rms.var + vn.epsilon)
-
-    The first line is VecNormalize's observation normalisation (the identity when
-    ``norm_obs`` is off). PPO trained on rewards divided by
-    ``sqrt(ret_rms.var + epsilon)`` (no mean shift; ``clip_reward`` only clips
-    single rewards, not values), so the critic is multiplied back by that factor
-    (only when ``norm_reward`` is on); the minus sign turns the reward-to-go into a
-    cost-to-go (reward = -cost). Without VecNormalize, ``V_i = -v_psi(x_i)``.
-
-    ``V`` estimates the discounted (``model.gamma``) cost of the *stochastic*
-    training policy, with the statistics as they are now; it is not the cost of
-    the deterministic :func:`rollout`.
+    :func:`baselines.sb3.critic_costs` (VecNormalize's observation normalisation in, its reward
+    scaling back out, the sign of a cost) with the shape checked against the model's observations.
+    ``V`` estimates the discounted (``model.gamma``) cost of the *stochastic* training policy, with
+    the statistics as they are now; it is not the cost of the deterministic policy's closed loop.
     """
-    obs = normalize_observations(model, states)
-    model.policy.set_training_mode(False)
-    with torch.no_grad():
-        obs_tensor, _ = model.policy.obs_to_tensor(obs)
-        values = model.policy.predict_values(obs_tensor).cpu().numpy().reshape(-1).astype(np.float64)
-    vec_normalize = model.get_vec_normalize_env()
-    if vec_normalize is not None and vec_normalize.norm_reward:
-        values = values * float(np.sqrt(vec_normalize.ret_rms.var + vec_normalize.epsilon))
-    return -values
-
-
-def rollout(
-    model: PPO,
-    env_id: str,
-    start_states: np.ndarray,
-    n_steps: int,
-    env_kwargs: dict[str, Any] | None = None,
-) -> Rollout:
-    """Deterministic closed-loop rollouts of the policy from ``start_states`` (N, nx).
-
-    :func:`policy_rollout` of :func:`ppo_actions`: at each step the observations are
-    normalised with the model's VecNormalize statistics (:func:`normalize_observations`)
-    and ``model.predict(..., deterministic=True)`` gives the actions of all episodes at once.
-
-    :param n_steps: number of steps, >= 0
-    :param env_kwargs: env arguments; must match those of training for a meaningful result
-    :return: :class:`Rollout` of states (N, n_steps + 1, nx), actions (N, n_steps, nu),
-        costs (N, n_steps)
-    """
-    start_states = _check_states(model, start_states)
-    return policy_rollout(ppo_actions(model), env_id, start_states, n_steps, env_kwargs)
+    return sb3.critic_costs(model, _check_states(model, states))
 
 
 def ppo_actions(model: PPO) -> Callable[[np.ndarray], np.ndarray]:
-    """``states (N, nx) -> actions (N, nu)``: the deterministic policy on normalised observations."""
+    """``states (N, nx) -> actions (N, nu)``: the deterministic policy on normalised observations
+    (a policy for :func:`dvp_rl.control.rollout.rollout_from_states`)."""
 
     def act(states: np.ndarray) -> np.ndarray:
-        return model.predict(normalize_observations(model, states), deterministic=True)[0]
+        return model.predict(sb3.normalize_observations(model, _check_states(model, states)), deterministic=True)[0]
 
     return act
-
-
-def policy_rollout(
-    act: Callable[[np.ndarray], np.ndarray],
-    env_id: str,
-    start_states: np.ndarray,
-    n_steps: int,
-    env_kwargs: dict[str, Any] | None = None,
-) -> Rollout:
-    """Closed-loop rollouts of a controller from ``start_states`` (N, nx), in the env itself.
-
-    One env per start state (``gymnasium.make(env_id, max_episode_steps=n_steps, **env_kwargs)``,
-    reset with ``options={"state": x0}``); at each step ``act(states)`` maps the current
-    states (N, nx) of all episodes to their actions (N, nu).
-
-    :param n_steps: number of steps, >= 0
-    :param env_kwargs: env arguments
-    :return: :class:`Rollout` of states (N, n_steps + 1, nx), actions (N, n_steps, nu),
-        costs (N, n_steps)
-    """
-    start_states = np.asarray(start_states, dtype=np.float64)
-    if start_states.ndim != 2:
-        raise ValueError(f"start_states must have shape (N, nx), got {start_states.shape}")
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    n, nx = start_states.shape
-    make_kwargs = {**(env_kwargs or {}), "max_episode_steps": max(int(n_steps), 1)}
-    episode_envs = [gym.make(env_id, **make_kwargs) for _ in range(max(n, 1))]  # one at least, for the action space
-    try:
-        nu = int(np.prod(episode_envs[0].action_space.shape))
-        states = np.empty((n, n_steps + 1, nx))
-        actions = np.empty((n, n_steps, nu))
-        costs = np.empty((n, n_steps))
-        for i, (env, x0) in enumerate(zip(episode_envs, start_states)):
-            states[i, 0], _ = env.reset(options={"state": x0})
-        for t in range(n_steps):
-            actions[:, t] = np.asarray(act(states[:, t]), dtype=np.float64).reshape(n, nu)
-            for i, env in enumerate(episode_envs[:n]):
-                states[i, t + 1], reward, _, _, _ = env.step(actions[i, t])
-                costs[i, t] = -reward
-    finally:
-        for env in episode_envs:
-            env.close()
-    return Rollout(states, actions, costs)
-
-
-def discounted_cost(costs: np.ndarray, gamma: float) -> np.ndarray:
-    """``sum_t gamma^t costs[:, t]`` of costs (N, n); shape (N,)."""
-    costs = np.asarray(costs, dtype=np.float64)
-    if costs.ndim != 2:
-        raise ValueError(f"costs must have shape (N, n_steps), got shape {costs.shape}")
-    _check_gamma(gamma)
-    return costs @ gamma ** np.arange(costs.shape[1])
 
 
 def _check_states(model: PPO, states: np.ndarray) -> np.ndarray:

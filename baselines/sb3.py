@@ -8,7 +8,7 @@ arguments the way rl-zoo3 does it (``n_envs``, ``normalize``, ``noise_type``/``n
     model = make_sb3("TD3", "Pendulum-v1", seed=0)
     run = learn_capped(model, load_hyperparams("Pendulum-v1", "TD3")["n_timesteps"], max_seconds=600)
     run.env_steps, run.wall_s, run.hit_cap
-    results = evaluate_episodes(model, "Pendulum-v1", seeds=range(1000, 1100))
+    critic_costs(model, observations)          # the critic as a cost-to-go, (N,)
 
 Nothing here changes torch's global settings; with these tiny networks one torch thread
 (``torch.set_num_threads(1)``, rl-zoo3's ``--num-threads 1``) is faster on a small machine,
@@ -33,22 +33,20 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, Ornst
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 import envs  # noqa: F401  (registers the dvp_rl/ ids)
-from baselines.evaluation import EpisodeResults, evaluate_episodes
 
 __all__ = [
     "ALGORITHMS",
-    "EpisodeResults",
     "TrainingRun",
     "WallClockCap",
     "action_noise",
     "check_algo",
     "critic_costs",
     "default_gamma",
-    "evaluate_episodes",
     "learn_capped",
     "load_hyperparams",
     "make_sb3",
     "make_training_env",
+    "normalize_observations",
     "resolve_policy_kwargs",
 ]
 
@@ -298,28 +296,35 @@ def learn_capped(
 
 
 # ---------------------------------------------------------------------------- critics
+def normalize_observations(model: BaseAlgorithm, observations: np.ndarray) -> np.ndarray:
+    """The policy's input for ``observations`` (N, n_obs): VecNormalize's ``clip((o - mean) / sqrt(var + eps), +-clip_obs)``
+    with the model's running statistics (not updated here), or the observations themselves; float32."""
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is None:
+        return np.asarray(observations, dtype=np.float32)
+    return np.asarray(vec_normalize.normalize_obs(np.asarray(observations, dtype=np.float64)), dtype=np.float32)
+
+
 def critic_costs(model: BaseAlgorithm, observations: np.ndarray) -> np.ndarray:
     """The model's critic as a cost-to-go at ``observations`` (N, n_obs), on the env's reward scale; (N,).
 
-    PPO: ``-V(o)`` (:func:`baselines.ppo.critic_values`); SAC and TD3: ``-min_k Q_k(o, pi(o))``
-    over the critic heads, ``pi`` the deterministic actor (SB3's target uses that minimum).
-    Observations pass through the model's VecNormalize statistics when it has them, and the
-    critic is scaled back when it was trained on normalised rewards. Each estimates the
-    discounted return of its own ``model.gamma``.
+    PPO: ``-V(o)`` (SB3's value head); SAC and TD3: ``-min_k Q_k(o, pi(o))`` over the critic heads,
+    ``pi`` the deterministic actor (SB3's target uses that minimum). Observations pass through the
+    model's VecNormalize statistics when it has them (:func:`normalize_observations`), and when it
+    trained on normalised rewards (divided by ``sqrt(ret_rms.var + epsilon)``, no mean shift) the
+    critic is multiplied back by that factor. Each estimates the discounted return of its own ``model.gamma``.
     """
-    from baselines.ppo import critic_values  # PPO's, VecNormalize included
-
-    if isinstance(model, PPO):
-        return critic_values(model, observations)
-    obs = np.asarray(observations, dtype=np.float32)
-    vec_normalize = model.get_vec_normalize_env()
-    if vec_normalize is not None:
-        obs = np.asarray(vec_normalize.normalize_obs(obs), dtype=np.float32)
+    obs = normalize_observations(model, observations)
     model.policy.set_training_mode(False)
     with torch.no_grad():
         obs_tensor, _ = model.policy.obs_to_tensor(obs)
-        actions = model.policy._predict(obs_tensor, deterministic=True)
-        q = torch.cat(model.critic(obs_tensor, actions), dim=1).min(dim=1).values.cpu().numpy().astype(np.float64)
+        if isinstance(model, PPO):
+            values = model.policy.predict_values(obs_tensor).reshape(-1)
+        else:
+            actions = model.policy._predict(obs_tensor, deterministic=True)
+            values = torch.cat(model.critic(obs_tensor, actions), dim=1).min(dim=1).values
+    values = values.cpu().numpy().astype(np.float64)
+    vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None and vec_normalize.norm_reward:
-        q = q * float(np.sqrt(vec_normalize.ret_rms.var + vec_normalize.epsilon))
-    return -q
+        values = values * float(np.sqrt(vec_normalize.ret_rms.var + vec_normalize.epsilon))
+    return -values

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from baselines.evaluation import evaluate_episodes
+from dvp_rl.control.rollout import evaluate_episodes
 from dvp_rl.references import value_iteration as vi
 
 #: (angles, speeds, torques) of the pendulum grids, coarse to fine (the zoo's reference is the first)
@@ -49,7 +49,7 @@ def reacher(seeds: np.ndarray, random_starts: int, seed: int) -> None:
     import gymnasium as gym
 
     from dvp_rl.control.ocp import OptimalControlProblem
-    from dvp_rl.compare.zoo import ORACLES, _pushes
+    from dvp_rl.references.oracle import ORACLES
     from envs.twins import twin_for
 
     twin = twin_for("Reacher-v5")
@@ -69,7 +69,7 @@ def reacher(seeds: np.ndarray, random_starts: int, seed: int) -> None:
         try:
             obs, _ = real.reset(seed=int(episode_seed))
             x0 = twin.observation_to_state(obs)
-            guesses: list[list[np.ndarray] | None] = [None, *_pushes(model, T, settings.push_fraction)]
+            guesses: list[list[np.ndarray] | None] = [None, *(us for _, us in problem.initial_guesses(x0, "pushes"))]
             for _ in range(random_starts):
                 values = rng.uniform(model.action_low, model.action_high, (segments, model.nu))
                 guesses.append([values[k * segments // T].copy() for k in range(T)])

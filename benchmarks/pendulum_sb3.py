@@ -3,7 +3,7 @@
 Each algorithm trains with seed 0 for the ``n_timesteps`` of its ``hyperparams.yml`` entry (or
 until ``--max-seconds`` of training wall-clock), then one deterministic episode per seed
 ``1000 .. 1000 + n - 1`` runs in ``gymnasium.make("Pendulum-v1")``
-(:func:`baselines.evaluation.evaluate_episodes`). The value-iteration optimum of the same
+(:func:`dvp_rl.control.rollout.evaluate_episodes`). The value-iteration optimum of the same
 starts and its greedy controller (:func:`dvp_rl.references.value_iteration.solve_pendulum`) are printed
 for reference. One torch thread.
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from baselines.evaluation import EpisodeResults, evaluate_episodes
+from dvp_rl.control.rollout import EpisodeResults, evaluate_episodes
 from baselines.sb3 import learn_capped, load_hyperparams, make_sb3
 from dvp_rl.references.value_iteration import pendulum_start_states, solve_pendulum
 

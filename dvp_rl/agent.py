@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 import envs
 from dvp_rl.checkpoint import CheckpointError, check_contents, jsonable, read_checkpoint, write_checkpoint
 from dvp_rl.control.mpc import MPCController
+from dvp_rl.control.search import FirstStepSearch
 from dvp_rl.control.ocp import BatchSolveResult, OptimalControlProblem, unwrap
 from dvp_rl.control.pool import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
 from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
@@ -36,6 +37,10 @@ HYPERPARAMETERS = (
     "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "anchor_goal", "initial_terminal", "mpc_horizon",
     "mpc_kwargs", "mpc_env_kwargs", "max_iter", "th_stop", "seed",
 )  # fmt: skip
+
+
+#: ``mpc_kwargs`` of the first-step search (:class:`dvp_rl.control.search.FirstStepSearch`'s ``steps``, ``reverse_steps``, ``rollout``)
+SEARCH_KEYS = ("prefix_steps", "prefix_reverse_steps", "prefix_rollout")
 
 
 class SolvedDataset(NamedTuple):
@@ -516,23 +521,31 @@ class DVP:
             raise ValueError(f"{what} must be finite, got {states}")
         return x, single
 
-    def controller(self, horizon: int | None = None, **kwargs: Any) -> MPCController:
+    def controller(self, horizon: int | None = None, **kwargs: Any) -> MPCController | FirstStepSearch:
         """A new MPC controller with the current learned value as terminal cost (what ``predict`` runs).
 
         :param horizon: planning horizon (default ``mpc_horizon``)
         :param kwargs: other :class:`dvp_rl.control.mpc.MPCController` arguments (``max_iter``,
-            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``, ``prefix_steps``, ``prefix_rollout``, ...),
-            by default the agent's ``mpc_kwargs``
+            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``, ...) and the first-step search's
+            (``prefix_steps``, ``prefix_reverse_steps``, ``prefix_rollout``: a
+            :class:`~dvp_rl.control.search.FirstStepSearch` wraps the controller), by default the agent's ``mpc_kwargs``
         """
         terminal = self._arrays if self.iteration > 0 else None
         settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **self.mpc_kwargs, **kwargs}
         if terminal is None:  # before the first iteration there is no value to compare plans with
             settings.pop("guess_margin", None)
+        search = {key: settings.pop(key) for key in SEARCH_KEYS if key in settings}
         unknown = sorted(set(settings) - set(inspect.signature(MPCController).parameters))
         if unknown:
             raise ValueError(f"unknown MPC controller settings {unknown} (mpc_kwargs); MPCController takes "
-                             f"{sorted(set(inspect.signature(MPCController).parameters) - {'env', 'horizon', 'terminal'})}")  # fmt: skip
-        return MPCController(self._mpc_system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
+                             f"{sorted(set(inspect.signature(MPCController).parameters) - {'env', 'horizon', 'terminal'})} "
+                             f"and FirstStepSearch {sorted(SEARCH_KEYS)}")  # fmt: skip
+        controller = MPCController(self._mpc_system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
+        if search.get("prefix_steps"):
+            return FirstStepSearch(controller, search["prefix_steps"], search.get("prefix_rollout", 60), search.get("prefix_reverse_steps", ()))
+        if search.get("prefix_reverse_steps"):
+            raise ValueError("prefix_reverse_steps follow the pushes of prefix_steps: give prefix_steps too")
+        return controller
 
     def _planning_system(self) -> DifferentiableEnv:
         """The model :meth:`controller` plans with: the training env, or it made with ``mpc_env_kwargs`` over its arguments."""

@@ -11,7 +11,7 @@ common wall-clock cap, and evaluated regularly by one shared routine:
   PPO: its critic on the cost scale, :func:`baselines.ppo.critic_values`);
 * the mean discounted closed-loop cost from a few validation states, over
   ``ceil(3 / (1 - gamma))`` steps (DVP: MPC with the learned terminal value; PPO: its
-  deterministic policy), both stepped by :func:`baselines.ppo.policy_rollout`;
+  deterministic policy), both stepped by :func:`dvp_rl.control.rollout.rollout_from_states`;
 * samples, counted separately because they are different things: env interactions (PPO's
   env steps; DVP uses none) and model evaluations (DVP's DDP node evaluations); and training
   wall-clock (time spent evaluating is paused out), at which the two are compared.
@@ -45,7 +45,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
-from baselines.ppo import Rollout, critic_values, discounted_cost, load_hyperparams, make_ppo, policy_rollout, ppo_actions
+from baselines.ppo import critic_values, load_hyperparams, make_ppo, ppo_actions
+from dvp_rl.control.rollout import Rollout, discounted_cost, rollout_from_states
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import jsonable
 from dvp_rl.references.ground_truth import GroundTruth, ground_truth, value_errors
@@ -313,7 +314,7 @@ class Algorithm:
         budget is spent (returns True) or the callback stops it at the wall-clock cap (False)
     :param values: ``(model, states (N, nx)) -> V (N,)``, the model's cost-to-go estimate
     :param policy: ``model -> act``, ``act(states (N, nx)) -> actions (N, nu)`` for
-        :func:`baselines.ppo.policy_rollout` (one per closed loop)
+        :func:`dvp_rl.control.rollout.rollout_from_states` (one per closed loop)
     :param eval_on_rollout_start: evaluate at SB3's ``on_rollout_start`` (PPO: just after
         each update) rather than at every ``on_step`` (DVP: once per iteration)
     :param samples: what the model's ``num_timesteps`` counts (:data:`SAMPLE_KINDS`): PPO's env
@@ -394,7 +395,7 @@ class Evaluator:
 
     def closed_loop_cost(self) -> float:
         """Mean discounted cost of the closed loop from ``task.starts``; keeps the trajectories."""
-        self.closed_loop = policy_rollout(self.algo.policy(self.model), self.task.env_id, self.task.starts, self.config.steps,
+        self.closed_loop = rollout_from_states(self.algo.policy(self.model), self.task.env_id, self.task.starts, self.config.steps,
                                           env_kwargs=self.task.env_kwargs)
         return float(np.mean(discounted_cost(self.closed_loop.costs, self.config.gamma)))
 

@@ -3,7 +3,7 @@
 Every agent trains under the same wall-clock cap (DVP from the model alone: zero env
 interactions; SAC, TD3 and PPO with rl-zoo3's hyper-parameters from ``baselines/hyperparams.yml``),
 then runs one deterministic episode per fixed seed in the real Gymnasium env
-(:func:`baselines.evaluation.evaluate_episodes`), scored by the env's own reward. The table
+(:func:`dvp_rl.control.rollout.evaluate_episodes`), scored by the env's own reward. The table
 gives mean ± std return, the worst episode, the optimal return of the same episodes from a
 reference the benchmark computes (:data:`REFERENCES`) and the regret, median ms per control
 step, training wall-clock, env interactions and model evaluations (DVP's DDP node evaluations;
@@ -33,7 +33,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import yaml
 
-from baselines.evaluation import EpisodeResults, evaluate_episodes
+from dvp_rl.control.rollout import EpisodeResults, evaluate_episodes
+from dvp_rl.references.oracle import ORACLES, OracleEpisode, OracleSettings, oracle_episode, oracle_returns
 from dvp_rl.checkpoint import jsonable
 
 #: published rows (deterministic policy, mean ± std return; budget; source), the reference column.
@@ -203,149 +204,6 @@ def pendulum_reference(cache_dir: Path, n_workers: int = 1) -> Reference:
         vi.pendulum_start_states,
         value,
     )
-
-
-@dataclass(frozen=True)
-class OracleSettings:
-    """A DDP oracle (:func:`oracle_episode`): receding-horizon DDP on the twin, played in the real env.
-
-    :param horizon: planning horizon ``H`` (steps); near the episode's end it shrinks to the steps left
-    :param max_iter: DDP iteration budget per solve
-    :param th_stop: DDP stopping threshold
-    :param pushes: multi-start: also solve from every push of :func:`_pushes` where the plan is
-        chosen afresh (see :func:`oracle_episode`)
-    :param push_fraction: the pushes last this share of the horizon
-    """
-
-    horizon: int = 50
-    max_iter: int = 200
-    th_stop: float = 1e-8
-    pushes: bool = True
-    push_fraction: float = 0.1
-
-
-#: the DDP oracles of the MuJoCo ids (docs/REPRODUCTION.md has the measurements). Reacher-v5: 50
-#: steps, the whole episode; it has local optima (which way the arm turns: from Gymnasium's starts,
-#: full-bound pushes found plans up to 30% cheaper than the zero-control guess).
-#: InvertedDoublePendulum-v5: 30 steps (1.5 s); with 20 the cart drifted into the slider's limit and
-#: one episode of three ended, and longer zero-terminal horizons of this unstable system made DDP
-#: crawl (T=50: ~90 iterations a step against 1 at T=20; H=40 took 7x the time of H=30 for +0.01 of
-#: return); the pendulum starts near its upright, where pushes of the cart's full force only slow DDP down.
-ORACLES: dict[str, OracleSettings] = {
-    "InvertedDoublePendulum-v5": OracleSettings(horizon=30, pushes=False),
-    "Reacher-v5": OracleSettings(horizon=50),
-}
-
-
-class OracleEpisode(NamedTuple):
-    """One episode of the DDP oracle: its ``seed``, ``episode_return`` (the real env's reward),
-    ``length`` (steps), ``terminated`` and wall-clock ``seconds``."""
-
-    seed: int
-    episode_return: float
-    length: int
-    terminated: bool
-    seconds: float
-
-
-def _pushes(env: Any, T: int, fraction: float) -> list[list[np.ndarray]]:
-    """Control guesses: every sign pattern in {low, 0, high}^nu held for ``max(1, fraction T)`` steps, then zero."""
-    import itertools
-
-    n = max(1, int(round(fraction * T)))
-    guesses = []
-    for signs in itertools.product((-1, 0, 1), repeat=env.nu):
-        push = np.where(np.array(signs) > 0, env.action_high, np.where(np.array(signs) < 0, env.action_low, 0.0))
-        guesses.append([push.astype(np.float64) if k < n else np.zeros(env.nu) for k in range(T)])
-    return guesses
-
-
-def oracle_episode(env_id: str, seed: int, settings: OracleSettings) -> OracleEpisode:
-    """Play one episode of ``env_id`` (reset seed ``seed``) with a receding-horizon DDP on its twin.
-
-    At each step the real observation is mapped to the twin's state and the problem of horizon
-    ``min(H, steps left)`` (no terminal cost, undiscounted) is solved, warm-started from the
-    previous plan shifted by one step; at the first step, and whenever the warm-started solve does
-    not converge, it is solved afresh from zero controls (FDDP's ``hold`` guess) and, with
-    ``settings.pushes``, from every push of :func:`_pushes` (multi-start), and the lowest-cost
-    converged plan is kept. Its first control is applied in the real env.
-    """
-    import gymnasium as gym
-
-    from dvp_rl.control.ocp import OptimalControlProblem
-    from envs.twins import twin_for
-
-    twin = twin_for(env_id)
-    model = twin.make().unwrapped
-    problems: dict[int, OptimalControlProblem] = {}
-    real = gym.make(env_id)
-    start = time.perf_counter()
-    try:
-        obs, _ = real.reset(seed=int(seed))
-        limit = int(real.spec.max_episode_steps)
-        total, warm, steps, terminated = 0.0, None, 0, False
-        for k in range(limit):
-            x = twin.observation_to_state(obs)
-            T = min(settings.horizon, limit - k)
-            if T not in problems:
-                problems[T] = OptimalControlProblem(model, T, 1.0, None, settings.max_iter, settings.th_stop)
-            problem = problems[T]
-            plan = None
-            if warm is not None:
-                us = list(warm[:T]) + [warm[-1]] * max(0, T - len(warm))
-                plan = problem.solve(x, us_init=us)
-            if plan is None or not plan.converged:
-                for us in [None] + (_pushes(model, T, settings.push_fraction) if settings.pushes else []):
-                    other = problem.solve(x) if us is None else problem.solve(x, us_init=us)
-                    if plan is None or (other.converged and (not plan.converged or other.cost < plan.cost)):
-                        plan = other
-            if not np.all(np.isfinite(plan.us)):
-                raise RuntimeError(f"the DDP oracle of {env_id} found no finite plan at step {k} of episode {seed}")
-            warm = [np.asarray(u) for u in plan.us[1:]] or None
-            action = np.clip(plan.us[0], model.action_low, model.action_high).astype(real.action_space.dtype)
-            obs, reward, terminated, truncated, _ = real.step(action)
-            total, steps = total + float(reward), k + 1
-            if terminated or truncated:
-                break
-    finally:
-        real.close()
-    return OracleEpisode(int(seed), total, steps, bool(terminated), time.perf_counter() - start)
-
-
-def _oracle_task(task: tuple[str, int, OracleSettings]) -> OracleEpisode:
-    return oracle_episode(*task)
-
-
-def oracle_returns(env_id: str, seeds: np.ndarray, settings: OracleSettings, cache_dir: Path | None = None,
-                   n_workers: int = 1) -> np.ndarray:  # fmt: skip
-    """The DDP oracle's return of each episode (N,), played in ``n_workers`` forked processes and cached
-    per episode in ``cache_dir`` (a JSON file per env and settings)."""
-    import hashlib
-    import multiprocessing
-
-    seeds = np.asarray(seeds, dtype=np.int64)
-    cached: dict[str, float] = {}
-    path = None
-    if cache_dir is not None:
-        key = hashlib.sha1(json.dumps({"env": env_id, "settings": asdict(settings), "format": 1}, sort_keys=True).encode()).hexdigest()[:12]
-        path = Path(cache_dir) / f"oracle__{env_id}__{key}.json"
-        if path.exists():
-            cached = json.loads(path.read_text())["returns"]
-    missing = [int(s) for s in dict.fromkeys(seeds.tolist()) if str(int(s)) not in cached]
-    if missing:
-        tasks = [(env_id, s, settings) for s in missing]
-        if n_workers > 1 and len(tasks) > 1:
-            with multiprocessing.get_context("fork").Pool(min(n_workers, len(tasks))) as pool:
-                episodes = pool.map(_oracle_task, tasks, chunksize=1)
-        else:
-            episodes = [_oracle_task(t) for t in tasks]
-        cached.update({str(e.seed): e.episode_return for e in episodes})
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"env": env_id, "settings": asdict(settings), "returns": cached}, indent=1))
-            tmp.replace(path)
-    return np.array([cached[str(int(s))] for s in seeds], dtype=np.float64)
 
 
 def ddp_oracle_reference(env_id: str, cache_dir: Path, n_workers: int = 1) -> Reference:

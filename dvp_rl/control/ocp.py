@@ -11,6 +11,7 @@ FDDP), so what the DDP plans is what ``step()`` executes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
 
@@ -74,8 +75,57 @@ def unwrap(env: Any) -> DifferentiableEnv:
     return base
 
 
-#: named initial guesses, see :meth:`OptimalControlProblem.initial_guess`
-GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus", "continuation", "continuation_inside")
+#: named initial guesses, see :meth:`OptimalControlProblem.initial_guesses`
+GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus", "pushes", "continuation", "continuation_inside")
+
+#: share of the horizon the ``pushes`` guesses push for (then zero control)
+PUSH_FRACTION = 0.1
+
+
+def pushes(
+    low: np.ndarray,
+    high: np.ndarray,
+    hold: int,
+    levels: tuple[float, ...] = (-1.0, 1.0),
+    scale: float = 1.0,
+    reverse: int = 0,
+    length: int | None = None,
+) -> list[np.ndarray]:
+    """Bang-bang control sequences: one per sign pattern ``s`` in ``levels^nu`` (``itertools.product`` order).
+
+    Each is the push ``scale * (high where s > 0, low where s < 0, 0 where s == 0)`` held ``hold``
+    steps, then the opposite push (``-s``) held ``reverse`` steps, then zero control up to ``length``
+    steps (``None``: no padding). The one generator of the package's pushes: the ``push_plus`` /
+    ``push_minus`` and ``pushes`` initial guesses, and the strategies of
+    :class:`dvp_rl.control.search.FirstStepSearch`.
+
+    :param low: lower control bound (nu,)
+    :param high: upper control bound (nu,)
+    :param hold: steps of the push, >= 1
+    :param levels: the signs of a pattern's entries, among -1, 0 and 1
+    :param reverse: steps of the opposite push, >= 0
+    :return: arrays of shape (length or hold + reverse, nu), float64
+    :raises ValueError: ``hold < 1``, ``reverse < 0``, a level outside {-1, 0, 1} or a ``length`` shorter than the pushes
+    """
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if int(hold) != hold or hold < 1 or int(reverse) != reverse or reverse < 0:
+        raise ValueError(f"pushes hold >= 1 steps and reverse >= 0 steps (integers), got hold={hold!r}, reverse={reverse!r}")
+    if not set(levels) <= {-1, 0, 1}:
+        raise ValueError(f"push levels must be among -1, 0, 1, got {levels}")
+    n = int(hold) + int(reverse)
+    total = n if length is None else int(length)
+    if total < n:
+        raise ValueError(f"pushes of {n} steps do not fit in length {length}")
+    sequences = []
+    for signs in itertools.product(levels, repeat=low.size):
+        sign = np.array(signs, dtype=np.float64)
+        push = scale * np.where(sign > 0, high, np.where(sign < 0, low, 0.0))
+        pull = scale * np.where(sign < 0, high, np.where(sign > 0, low, 0.0))
+        controls = np.zeros((total, low.size))
+        controls[:hold] = push
+        controls[hold:n] = pull
+        sequences.append(controls)
+    return sequences
 
 #: horizon of the short problem solved by the ``continuation`` guess (at most half of ``T``)
 CONTINUATION_HORIZON = 50
@@ -181,36 +231,46 @@ class OptimalControlProblem:
         self.solver.setCallbacks([self.counter])
 
     def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
-        """``(xs_init or None, us_init)`` of the named guess from ``x0``.
+        """``(xs_init or None, us_init)`` of the named guess from ``x0`` (one of :data:`GUESSES` but
+        ``pushes``, which names several: see :meth:`initial_guesses`)."""
+        guesses = self.initial_guesses(x0, name)
+        if len(guesses) != 1:
+            raise ValueError(f"the initial guess {name!r} names {len(guesses)} guesses; use initial_guesses")
+        return guesses[0]
+
+    def initial_guesses(self, x0: np.ndarray, name: str = "hold") -> list[tuple[list[np.ndarray] | None, list[np.ndarray]]]:
+        """The ``(xs_init or None, us_init)`` pairs the name stands for, from ``x0``.
 
         ``hold``: every state at ``x0``, zero controls (an infeasible start that FDDP closes);
         ``zero_rollout``: zero controls rolled out; ``push_plus``/``push_minus``: half the control
         bound, +/-, over the first fifth of the horizon, then zero, rolled out (breaks the symmetry
-        of swing-ups and turns, which have local optima); ``continuation``: the best solution of a
+        of swing-ups and turns, which have local optima); ``pushes``: every sign pattern in
+        ``{low, 0, high}^nu`` at the full bound over :data:`PUSH_FRACTION` of the horizon, then zero
+        (``3^nu`` guesses; :func:`pushes`); ``continuation``: the best solution of a
         short problem (``min(50, T // 2)`` nodes, no terminal cost, the env's other guesses), then
         its last state held with zero controls (long swing-up horizons need it: from the other
         guesses they land in worse local optima); ``continuation_inside``: the same with the
         short plan's controls pulled 2% inside the bounds (box-FDDP warm-started on saturated
         controls can stall in a poor optimum). docs/REPRODUCTION.md has the measurements.
         """
-        xs, us, _ = self._guess(np.asarray(x0, dtype=np.float64), name)
-        return xs, us
+        return [(xs, us) for xs, us, _ in self._guesses(np.asarray(x0, dtype=np.float64), name)]
 
-    def _guess(self, x0: np.ndarray, name: str) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
-        """:meth:`initial_guess` plus the transitions spent making it (the continuation's short solves)."""
+    def _guesses(self, x0: np.ndarray, name: str) -> list[tuple[list[np.ndarray] | None, list[np.ndarray], int]]:
+        """:meth:`initial_guesses` plus the transitions spent making each (the continuation's short solves)."""
         env, T = self.env, self.horizon
         if name == "hold":
-            return [x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)], 0
+            return [([x0.copy() for _ in range(T + 1)], [np.zeros(env.nu) for _ in range(T)], 0)]
         if name in ("continuation", "continuation_inside"):
-            return self._continuation_guess(x0, shrink=0.98 if name == "continuation_inside" else 1.0)
-        us = [np.zeros(env.nu) for _ in range(T)]
+            return [self._continuation_guess(x0, shrink=0.98 if name == "continuation_inside" else 1.0)]
+        if name == "zero_rollout":
+            return [(None, [np.zeros(env.nu) for _ in range(T)], 0)]
         if name in ("push_plus", "push_minus"):
-            push = 0.5 * (env.action_high if name == "push_plus" else env.action_low)
-            for k in range(max(1, T // 5)):
-                us[k] = push.copy()
-        elif name != "zero_rollout":
+            sequences = pushes(env.action_low, env.action_high, max(1, T // 5), (1.0 if name == "push_plus" else -1.0,), 0.5, length=T)
+        elif name == "pushes":
+            sequences = pushes(env.action_low, env.action_high, max(1, int(round(PUSH_FRACTION * T))), (-1.0, 0.0, 1.0), length=T)
+        else:
             raise ValueError(f"unknown initial guess {name!r}; expected one of {GUESSES}")
-        return None, us, 0
+        return [(None, list(controls), 0) for controls in sequences]
 
     def _continuation_guess(self, x0: np.ndarray, shrink: float = 1.0) -> tuple[list[np.ndarray] | None, list[np.ndarray], int]:
         T, nu = self.horizon, self.env.nu
@@ -226,7 +286,7 @@ class OptimalControlProblem:
             spent = short.n_transitions
             self._short_solution = (x0.copy(), short)
         if not (np.all(np.isfinite(short.xs)) and np.all(np.isfinite(short.us))):
-            xs, us, _ = self._guess(x0, "hold")
+            xs, us, _ = self._guesses(x0, "hold")[0]
             return xs, us, spent
         xs = [x.copy() for x in short.xs] + [short.xs[-1].copy() for _ in range(T - short_T)]
         us = [shrink * u for u in short.us] + [np.zeros(nu) for _ in range(T - short_T)]
@@ -244,11 +304,11 @@ class OptimalControlProblem:
         last: SolveResult | None = None
         total = 0
         for name in guesses:
-            xs, us, spent = self._guess(np.asarray(x0, dtype=np.float64), name)
-            last = self.solve(x0, xs_init=xs, us_init=us)
-            total += spent + last.n_transitions
-            if last.converged and (best is None or last.cost < best.cost):
-                best = last
+            for xs, us, spent in self._guesses(np.asarray(x0, dtype=np.float64), name):
+                last = self.solve(x0, xs_init=xs, us_init=us)
+                total += spent + last.n_transitions
+                if last.converged and (best is None or last.cost < best.cost):
+                    best = last
         chosen = best if best is not None else last
         return chosen._replace(n_transitions=total)
 

@@ -277,7 +277,7 @@ class PendulumValue:
     takes ``argmin_u cost(x, u) + V_T(step(x, u))`` over ``torques``, the first action of the
     ``T + 1``-step problem. Once ``V_k`` stops changing with ``k`` (the rod rests upright at
     zero cost), this is the optimal ``T``-step policy up to the grid's error; its return in
-    the env is measured by running it, e.g. with ``baselines.evaluation.evaluate_episodes``.
+    the env is measured by running it, e.g. with ``dvp_rl.control.rollout.evaluate_episodes``.
 
     :param values: ``V_T`` on ``pendulum_grid(n_angles, n_speeds)``, (n_angles, n_speeds)
     :param torques: the candidate torques, (n_torques,)

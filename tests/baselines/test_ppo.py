@@ -8,15 +8,15 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from baselines.ppo import (
     critic_values,
-    discounted_cost,
     episode_steps,
     load_hyperparams,
     load_ppo,
     make_ppo,
-    rollout,
+    ppo_actions,
     save_ppo,
     vecnormalize_path,
 )
+from dvp_rl.control.rollout import discounted_cost, rollout_from_states
 from tests.helpers import ALL_ENV_IDS, make_unwrapped
 
 ENV_ID = "dvp_rl/Pendulum-v0"
@@ -102,7 +102,7 @@ def test_critic_values_rejects_bad_shapes(model):
 
 def test_rollout_shapes_and_costs_match_the_env(model, states):
     n_steps = 30
-    xs, us, costs = rollout(model, ENV_ID, states, n_steps)
+    xs, us, costs = rollout_from_states(ppo_actions(model), ENV_ID, states, n_steps)
     nx, nu = states.shape[1], 1
     assert xs.shape == (len(states), n_steps + 1, nx)
     assert us.shape == (len(states), n_steps, nu)
@@ -124,20 +124,13 @@ def _step(env, x, u):
 
 
 def test_rollout_is_deterministic_and_follows_the_policy(model, states):
-    first = rollout(model, ENV_ID, states, 5)
-    second = rollout(model, ENV_ID, states, 5)
+    first = rollout_from_states(ppo_actions(model), ENV_ID, states, 5)
+    second = rollout_from_states(ppo_actions(model), ENV_ID, states, 5)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     obs = model.get_vec_normalize_env().normalize_obs(states)
     u0, _ = model.predict(obs, deterministic=True)
     np.testing.assert_allclose(first.actions[:, 0], u0)
-
-
-def test_discounted_cost():
-    costs = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]])
-    np.testing.assert_allclose(discounted_cost(costs, 0.5), [1 + 1 + 0.75, 0.25])
-    with pytest.raises(ValueError):
-        discounted_cost(costs[0], 0.5)
 
 
 def test_save_load_keeps_the_normalisation(model, states, tmp_path):
@@ -147,4 +140,4 @@ def test_save_load_keeps_the_normalisation(model, states, tmp_path):
     assert loaded.gamma == GAMMA
     assert not loaded.get_vec_normalize_env().training
     np.testing.assert_allclose(critic_values(loaded, states), critic_values(model, states), rtol=1e-6)
-    np.testing.assert_array_equal(rollout(loaded, ENV_ID, states, 5).actions, rollout(model, ENV_ID, states, 5).actions)
+    np.testing.assert_array_equal(rollout_from_states(ppo_actions(loaded), ENV_ID, states, 5).actions, rollout_from_states(ppo_actions(model), ENV_ID, states, 5).actions)

@@ -1,5 +1,5 @@
 """The generic SB3 factory (PPO, SAC, TD3 from hyperparams.yml), the wall-clock cap and the shared
-rl-zoo3-style evaluation, with real Stable-Baselines3 training of a few hundred steps."""
+critics, with real Stable-Baselines3 training of a few hundred steps."""
 
 import gymnasium as gym
 import numpy as np
@@ -9,7 +9,6 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecNormalize
 
-from baselines.evaluation import evaluate_episodes
 from baselines.sb3 import (
     ALGORITHMS,
     action_noise,
@@ -102,55 +101,3 @@ def test_learn_capped_runs_to_the_budget_under_a_loose_cap():
     run = learn_capped(model, total_timesteps=300, max_seconds=600)
     assert not run.hit_cap and run.env_steps == 300
     assert model.num_timesteps == 300 and model._n_updates > 0  # learning_starts 100: it trained
-
-
-class ConstantTorque:
-    """A controller with SB3's predict signature: always the same torque."""
-
-    def __init__(self, torque: float):
-        self.torque = torque
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return np.array([self.torque], dtype=np.float32), None
-
-
-def test_evaluate_episodes_sums_the_env_rewards_per_seed():
-    seeds = [3, 4, 3]
-    results = evaluate_episodes(ConstantTorque(0.5), ENV_ID, seeds)
-    assert results.returns.shape == results.lengths.shape == (3,)
-    np.testing.assert_array_equal(results.seeds, seeds)
-    np.testing.assert_array_equal(results.lengths, 200)
-    assert results.step_ms.shape == (600,) and np.all(results.step_ms >= 0)
-    assert results.returns[0] == results.returns[2] != results.returns[1]
-    env = gym.make(ENV_ID)
-    env.reset(seed=4)
-    expected = sum(env.step(np.array([0.5], dtype=np.float32))[1] for _ in range(200))
-    assert results.returns[1] == pytest.approx(expected, rel=1e-12)
-    assert results.worst_return == results.returns.min() and results.std_return == pytest.approx(np.std(results.returns))
-    assert "3 episodes" in results.summary()
-    with pytest.raises(ValueError, match="seeds"):
-        evaluate_episodes(ConstantTorque(0.0), ENV_ID, [])
-    short = evaluate_episodes(ConstantTorque(0.0), ENV_ID, [0], env_kwargs={"max_episode_steps": 7})
-    np.testing.assert_array_equal(short.lengths, [7])
-
-
-def test_evaluate_episodes_is_deterministic_and_normalises_observations():
-    """A PPO trained a few updates with VecNormalize (dvp_rl/Pendulum-v0's entry): evaluation sees its statistics."""
-    model = make_sb3("PPO", "dvp_rl/Pendulum-v0", seed=0, gamma=0.9, n_steps=64).learn(512)
-    vec_normalize = model.get_vec_normalize_env()
-    assert not np.allclose(vec_normalize.obs_rms.mean, 0.0)
-    seeds = [11, 12]
-    first = evaluate_episodes(model, "dvp_rl/Pendulum-v0", seeds)
-    second = evaluate_episodes(model, "dvp_rl/Pendulum-v0", seeds)
-    np.testing.assert_array_equal(first.returns, second.returns)
-    # The same episodes by hand, through VecNormalize's observation normalisation.
-    env = gym.make("dvp_rl/Pendulum-v0")
-    for seed, expected in zip(seeds, first.returns):
-        obs, _ = env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(vec_normalize.normalize_obs(obs), deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += reward
-            done = terminated or truncated
-        assert total == pytest.approx(expected, rel=1e-12)

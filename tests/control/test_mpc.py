@@ -152,49 +152,34 @@ def test_a_twin_trains_over_the_real_envs_whole_speed_range():
     assert np.abs(real_starts).max() <= 1.0
 
 
-def test_prefix_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the_plain_controller():
-    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
-    x0, n = np.array([np.pi - 0.1, 0.0]), 40
-    searching = MPCController(env, 10, retry_cold=False, prefix_steps=(3, 8), prefix_rollout=n)
-    candidates = searching.prefix_candidates()
-    assert [len(p) for p in candidates] == [0, 3, 3, 8, 8]
-    assert all(np.all(np.abs(u) == 2.0) for p in candidates for u in p)
+def test_a_shorter_horizon_plans_to_the_episodes_end_from_the_cut_warm_start():
+    from dvp_rl.control.ocp import OptimalControlProblem
 
-    def played(prefix: list) -> float:  # the reference: the prefix open loop, then the plain MPC
-        plain, x, total = MPCController(env, 10, retry_cold=False), x0, 0.0
-        for t in range(n):
-            step = plain.step(x)  # one warm-started solve a step, as the search makes during its prefix
-            u = prefix[t] if t < len(prefix) else step.action
-            total, x = total + env.cost(x, u), env.dynamics(x, u)
-        return total
-
-    scores = [played(p) for p in candidates]
-    loop = closed_loop(searching, x0, n)
-    assert loop.costs.sum() == pytest.approx(min(scores), rel=1e-9)  # the rollouts score the whole loop exactly
-    assert min(scores) < scores[0] - 10.0  # here a push beats the plain controller's swing-up
-    best = candidates[int(np.argmin(scores))]
-    np.testing.assert_array_equal(loop.us[: len(best)], np.array(best))
-    assert loop.n_transitions[0] > 10 * loop.n_transitions[1]  # the search runs at the first step only
-    searching.reset(0)
-    assert searching.step(x0).n_transitions == loop.n_transitions[0]  # a new episode searches again
-    with pytest.raises(ValueError, match="prefix_steps must be integers >= 1"):
-        MPCController(env, 10, prefix_steps=(0,))
-    with pytest.raises(ValueError, match="prefix_rollout must be an integer >= 1"):
-        MPCController(env, 10, prefix_steps=(2,), prefix_rollout=0)
-    with pytest.raises(ValueError, match="needs no terminal or a network one"):
-        MPCController(env, 10, "env", prefix_steps=(2,))
-    with pytest.raises(ValueError, match="give prefix_steps too"):
-        MPCController(env, 10, prefix_reverse_steps=(5,))
-    with pytest.raises(ValueError, match="prefix_reverse_steps must be integers >= 1"):
-        MPCController(env, 10, prefix_steps=(2,), prefix_reverse_steps=(0,))
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    controller = MPCController(env, 20)
+    x0 = env.sample_states(1, 5)[0]
+    first = controller.step(x0)
+    x1 = env.dynamics(x0, first.action)
+    short = controller.step(x1, horizon=5)
+    reference = OptimalControlProblem(env, 5).solve(x1, us_init=first.plan.us[1:6])
+    assert short.plan.us.shape == (5, env.nu) and short.plan.cost == reference.cost
+    np.testing.assert_array_equal(short.plan.us, reference.us)
+    longer = controller.step(env.dynamics(x1, short.action))  # back to T: the 5-step warm start is extended by its last control
+    assert longer.plan.us.shape == (20, env.nu) and longer.plan.converged
+    with pytest.raises(ValueError, match="horizon must be an integer in 1..20"):
+        controller.step(x1, horizon=21)
 
 
-def test_two_phase_prefixes_push_one_way_then_the_other():
-    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
-    candidates = MPCController(env, 10, prefix_steps=(2, 3), prefix_reverse_steps=(4,)).prefix_candidates()
-    as_lists = sorted(tuple(float(u[0]) for u in p) for p in candidates)
-    plus, minus = 2.0, -2.0
-    expected = [(), (plus,) * 2, (minus,) * 2, (plus,) * 3, (minus,) * 3,
-                (plus,) * 2 + (minus,) * 4, (minus,) * 2 + (plus,) * 4, (plus,) * 3 + (minus,) * 4, (minus,) * 3 + (plus,) * 4]
-    assert as_lists == sorted(expected)
-    assert candidates[0] == []  # the plain controller comes first: it wins ties
+def test_restart_guesses_only_where_the_plan_starts_afresh():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    x0 = env.sample_states(1, 2)[0]
+    restart = MPCController(env, 20, guesses=("pushes",), guess_when="restart")
+    every = MPCController(env, 20, guesses=("pushes",))
+    first = restart.step(x0)
+    assert first.solves == 1 + 3**env.nu  # no warm start: the cold plan and every push
+    x1 = env.dynamics(x0, first.action)
+    assert restart.step(x1).solves == 1  # the warm start converged: one solve
+    every.step(x0)
+    assert every.step(x1).solves == 1 + 3**env.nu
+    with pytest.raises(ValueError, match="guess_when"):
+        MPCController(env, 20, guess_when="sometimes")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from baselines.evaluation import evaluate_episodes
+from dvp_rl.control.rollout import evaluate_episodes
 from dvp_rl.references.value_iteration import (
     Grid,
     PendulumValue,
