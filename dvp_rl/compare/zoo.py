@@ -82,7 +82,7 @@ class ZooConfig:
     :param budget_seconds: the wall-clock cap of each agent's training
     :param n_episodes: evaluation episodes, seeds ``episode_seed .. episode_seed + n_episodes - 1``
     :param episode_seed: the first episode seed
-    :param dvp_kwargs: override the ``DVP`` section of ``hyperparams.yml`` (constructor arguments
+    :param dvp_kwargs: override DVP's entry in ``dvp_rl/defaults.yml`` (constructor arguments
         and ``iterations``)
     :param sb3_kwargs: per agent, override its ``hyperparams.yml`` entry (e.g. ``{"SAC": {"n_timesteps": 500}}``)
     :param n_workers: DVP's solver processes
@@ -270,11 +270,10 @@ class AgentResult(NamedTuple):
 
 
 def dvp_settings(env_id: str) -> dict[str, Any]:
-    """The ``DVP`` section's entry of ``env_id`` in ``baselines/hyperparams.yml`` (empty when none)."""
-    from baselines.sb3 import HYPERPARAMS_PATH
+    """DVP's tuned settings of ``env_id`` (:func:`dvp_rl.defaults.dvp_defaults`; empty when none)."""
+    from dvp_rl.defaults import dvp_defaults
 
-    with HYPERPARAMS_PATH.open() as f:
-        return dict((yaml.safe_load(f).get("DVP") or {}).get(env_id) or {})
+    return dvp_defaults(env_id)
 
 
 def train_dvp(config: ZooConfig, out: Path) -> tuple[Any, float, int, bool, dict[str, Any]]:
