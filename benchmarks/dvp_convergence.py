@@ -80,7 +80,7 @@ def main() -> None:
 
     report = {}
     for env_id in args.env or ENVS:
-        agent = DVP(env_id, horizon=args.horizon, n_samples=args.n_samples, max_epochs=args.max_epochs, patience=args.patience,
+        agent = DVP(env_id, horizon=args.horizon, n_samples=args.n_samples, fit={"max_epochs": args.max_epochs, "patience": args.patience},
                     n_workers=args.n_workers, seed=args.seed, checkpoint_dir=None, env_kwargs=args.env_kwargs)
         states = agent.system.sample_states(args.n_eval, np.random.default_rng(10_000 + args.seed))
         t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=args.horizon, gamma=args.gamma, n_samples=300, max_epochs=200, seed=0,
+    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=args.horizon, gamma=args.gamma, n_samples=300, fit={"max_epochs": 200}, seed=0,
                 checkpoint_dir=None, n_workers=1)
     env = agent.system
     root = np.sqrt(args.gamma)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,27 +19,58 @@ from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
-from dvp_rl.checkpoint import CheckpointError, check_contents, jsonable, read_checkpoint, write_checkpoint
-from dvp_rl.control.mpc import MPCController
-from dvp_rl.control.search import FirstStepSearch
+from dvp_rl.config import as_config, config_dict, integer
+from dvp_rl.control.config import MPCConfig
+from dvp_rl.control.mpc import BatchController
 from dvp_rl.control.ocp import BatchSolveResult, OptimalControlProblem, unwrap
 from dvp_rl.control.pool import LostSolve, ParallelConfig, SolverPool, SolveSpec, solve_states
-from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
+from dvp_rl.defaults import dvp_defaults
 from dvp_rl.value.arrays import NetworkArrays, numpy_value, numpy_value_derivatives
-from dvp_rl.value.networks import ValueNetwork, make_value_network
+from dvp_rl.value.networks import NetworkConfig, ValueNetwork
+from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
 from envs.base import DifferentiableEnv, wrap_angles
-from envs.twins import Twin, twin_for
+from envs.twins import Twin, resolve_env
 
-#: constructor arguments saved with the agent (everything but env, logging and device)
-HYPERPARAMETERS = (
-    "horizon", "n_samples", "gamma", "value_net", "net_arch", "residual_dim", "sobolev_weights", "learning_rate",
-    "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction", "n_validation", "final_state_fraction", "anchor_goal", "initial_terminal", "mpc_horizon",
-    "mpc_kwargs", "mpc_env_kwargs", "max_iter", "th_stop", "seed",
-)  # fmt: skip
+#: settings of an id without an entry in ``dvp_rl/defaults.yml``
+GENERIC = {"horizon": 50, "n_samples": 1000, "gamma": 1.0, "iterations": 10}
+#: the fit of an id without an entry (the paper's budget: Adam, then an L-BFGS polish)
+GENERIC_FIT = FitConfig(max_epochs=300, patience=30, polish_steps=200)
 
 
-#: ``mpc_kwargs`` of the first-step search (:class:`dvp_rl.control.search.FirstStepSearch`'s ``steps``, ``reverse_steps``, ``rollout``)
-SEARCH_KEYS = ("prefix_steps", "prefix_reverse_steps", "prefix_rollout")
+@dataclass(frozen=True)
+class CollectConfig:
+    """How each DVP iteration collects its dataset of DDP solves.
+
+    :param max_iter: DDP iteration budget per solve
+    :param th_stop: DDP stopping threshold
+    :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
+    :param final_state_fraction: share of each iteration's start states drawn from the previous
+        iteration's plan end states ``x_T`` (where the DDP evaluates the network as terminal cost),
+        the rest from ``env.sample_states``: the network must be accurate where plans end
+    :param anchor_goal: relative value iteration: subtract from every value target the value, under
+        the same terminal network, of ``env.unwrapped.goal_state`` (a zero-cost equilibrium, where the
+        optimal value is 0) when the env defines one, so that an error of the network at the goal
+        does not re-enter every later target
+    :param n_validation: fixed states on which the Bellman residual (``dvp/bellman_residual``) is measured
+    :raises ValueError: a setting out of its range
+    """
+
+    max_iter: int = 300
+    th_stop: float = 1e-9
+    initial_terminal: str = "zero"
+    final_state_fraction: float = 0.25
+    anchor_goal: bool = True
+    n_validation: int = 200
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_iter", integer("collect.max_iter", self.max_iter, 1))
+        object.__setattr__(self, "n_validation", integer("collect.n_validation", self.n_validation, 1))
+        if not (math.isfinite(float(self.th_stop)) and float(self.th_stop) > 0):
+            raise ValueError(f"collect.th_stop must be finite and > 0, got {self.th_stop}")
+        if self.initial_terminal not in ("zero", "env"):
+            raise ValueError(f"collect.initial_terminal must be 'zero' or 'env', got {self.initial_terminal!r}")
+        if not 0.0 <= float(self.final_state_fraction) < 1.0:
+            raise ValueError(f"collect.final_state_fraction must be in [0, 1), got {self.final_state_fraction}")
 
 
 class SolvedDataset(NamedTuple):
@@ -71,162 +101,90 @@ class DVP:
     (zero, or the env's terminal cost, at the first), and fits the network to the optimal
     costs ``V`` and their gradients ``Vx`` with a Sobolev loss. Iteration ``i`` thus sees an
     effective horizon of ``(i + 1) T``. ``predict`` runs model-predictive control with the
-    learned value as terminal cost.
+    learned value as terminal cost. No env interaction: every sample is a model evaluation
+    (``num_timesteps`` counts the DDP's node evaluations, see ``model_evaluations``).
 
-    :param env: a dvp_rl env id (``"dvp_rl/Unicycle-v0"``) or an env made with ``gymnasium.make``
-    :param horizon: DDP horizon ``T`` (running nodes)
-    :param n_samples: start states solved per iteration
-    :param gamma: discount (node k weighted by ``gamma**k``); 1.0 in the paper's experiments
-    :param value_net: ``"gauss_residual"`` (``V = ||r||^2``, Gauss-Newton Hessian) or ``"feed_forward"``
-    :param net_arch: hidden widths of the tanh MLP (paper: 3 x 64)
-    :param residual_dim: size of the residual ``r`` (Gauss-residual only; paper: 3)
-    :param sobolev_weights: ``SobolevWeights``, a dict, or a ``(value, gradient[, hessian])`` tuple
-    :param learning_rate: Adam learning rate
-    :param batch_size: minibatch size of the fit
-    :param max_epochs: epoch budget of each fit
-    :param patience: early-stopping patience (epochs without a better validation loss)
-    :param polish_steps: full-batch L-BFGS iterations after Adam in each fit (0: none)
-    :param validation_fraction: share of each dataset held out for early stopping
-    :param n_validation: fixed states on which the Bellman residual is measured
-    :param final_state_fraction: share of each iteration's start states drawn from the previous
-        iteration's plan end states ``x_T`` (where the DDP evaluates the network as terminal cost),
-        the rest from ``env.sample_states``; it keeps the network accurate where plans end
-        (docs/REPRODUCTION.md shows the error at the goal growing without it)
-    :param anchor_goal: relative value iteration: subtract from every value target of an iteration
-        the value, under the same terminal network, of ``env.unwrapped.goal_state`` (a zero-cost
-        equilibrium, where the optimal value is 0), when the env defines one. Without it an error
-        ``c`` of the network at the goal, where plans end, re-enters every later target as ``+c``
-        (the undiscounted Bellman operator fixes the value only up to a constant). No effect at
-        the first iteration (no network yet).
-    :param initial_terminal: terminal cost of the first iteration: ``"zero"`` or ``"env"``
-    :param mpc_horizon: horizon of ``predict``'s MPC (default: ``horizon``)
-    :param mpc_kwargs: more :class:`dvp_rl.control.mpc.MPCController` settings of ``predict``'s controller
-        (``guesses``, ``guess_margin``, the ``prefix_*`` search, ``max_iter``, ``th_stop``, ``retry_cold``;
-        by default ``max_iter`` and ``th_stop`` are the training solves')
-    :param mpc_env_kwargs: arguments of the env the controller plans with, over those of the env
-        DVP learns on (e.g. ``{"rk_order": 2}``: a MuJoCo twin's cheaper integrator, for faster
-        control steps); the model must have the same states and controls. Default: the same env
-    :param max_iter: DDP iteration budget per solve
-    :param th_stop: DDP stopping threshold
-    :param n_workers: processes solving in parallel (``None``: all cores, or all CPUs of the Ray
-        cluster; 1 with the local backend and no timeout: in this process)
-    :param parallel: where the solves run (:class:`dvp_rl.control.pool.ParallelConfig`: ``"local"``
-        forked processes or ``"ray"`` tasks, the Ray cluster, a per-solve timeout); the dataset of
-        a seed is the same either way. A solve past the timeout, or one whose worker dies, is
-        counted in ``ddp/lost_solves`` and its state resampled from the env's distribution
+    Every setting left ``None`` takes the env id's tuned value from ``dvp_rl/defaults.yml``
+    (:func:`dvp_rl.defaults.dvp_defaults`), else a generic one; a config given as a dict is
+    merged field by field over the id's, a config object replaces it.
+
+    :param env: a dvp_rl env id (``"dvp_rl/Unicycle-v0"``), a Gymnasium id with a differentiable
+        twin (``"Pendulum-v1"``: learned on the twin, acted in as it is), or an env made with ``gymnasium.make``
+    :param horizon: DDP horizon ``T`` of the training solves (running nodes; generic 50)
+    :param n_samples: start states solved per iteration (>= 10; generic 1000)
+    :param gamma: discount (node k weighted by ``gamma**k``), in (0, 1]; generic 1.0 (the paper's)
+    :param network: the value network (:class:`~dvp_rl.value.networks.NetworkConfig`: kind, widths, residual size)
+    :param fit: each iteration's Sobolev fit (:class:`~dvp_rl.value.sobolev.FitConfig`: weights,
+        learning rate, batch size, epochs, patience, L-BFGS polish, device)
+    :param collect: the training solves and their dataset (:class:`CollectConfig`)
+    :param mpc: the controller of ``predict`` (:class:`~dvp_rl.control.config.MPCConfig`)
+    :param parallel: where the solves run (:class:`~dvp_rl.control.pool.ParallelConfig`: ``"local"``
+        forked processes or ``"ray"`` tasks, a per-solve timeout); the dataset of a seed is the same
+        either way. A solve past the timeout, or one whose worker dies, is counted in
+        ``ddp/lost_solves`` and its state resampled from the env's distribution
+    :param n_workers: shortcut for ``parallel``'s ``n_workers`` (``None``: all cores; 1 with the
+        local backend and no timeout: in this process)
     :param env_kwargs: keyword arguments of ``gymnasium.make`` when ``env`` is an id
     :param seed: seeds sampling, the network's initialisation and the fits
-    :param device: torch device of the fit (``"auto"``: CPU, measured faster for these nets)
     :param tensorboard_log: folder of tensorboard runs (``{tensorboard_log}/{tb_log_name}_{N}``)
     :param checkpoint_dir: where ``learn`` writes ``dvp_checkpoint.zip`` after every iteration
         (``"auto"``: the logger's folder when there is one; ``None``: no checkpoints)
     :param verbose: 0 silent, 1 training logs on stdout
+    :raises ValueError: an unknown env id or config field, a setting out of its range
     """
 
     def __init__(
         self,
         env: str | gym.Env,
-        horizon: int = 50,
-        n_samples: int = 1000,
-        gamma: float = 1.0,
-        value_net: str = "gauss_residual",
-        net_arch: Sequence[int] = (64, 64, 64),
-        residual_dim: int = 3,
-        sobolev_weights: SobolevWeights | dict | Sequence[float] = (1.0, 1.0),
-        learning_rate: float = 1e-3,
-        batch_size: int = 64,
-        max_epochs: int = 300,
-        patience: int = 30,
-        polish_steps: int = 200,
-        validation_fraction: float = 0.2,
-        n_validation: int = 200,
-        final_state_fraction: float = 0.25,
-        anchor_goal: bool = True,
-        initial_terminal: str = "zero",
-        mpc_horizon: int | None = None,
-        mpc_kwargs: dict[str, Any] | None = None,
-        mpc_env_kwargs: dict[str, Any] | None = None,
-        max_iter: int = 300,
-        th_stop: float = 1e-9,
+        horizon: int | None = None,
+        n_samples: int | None = None,
+        gamma: float | None = None,
+        network: NetworkConfig | dict[str, Any] | None = None,
+        fit: FitConfig | dict[str, Any] | None = None,
+        collect: CollectConfig | dict[str, Any] | None = None,
+        mpc: MPCConfig | dict[str, Any] | None = None,
+        parallel: ParallelConfig | dict[str, Any] | None = None,
         n_workers: int | None = None,
-        parallel: ParallelConfig | None = None,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
-        device: str = "auto",
         tensorboard_log: str | None = None,
         checkpoint_dir: str | None = "auto",
         verbose: int = 0,
     ) -> None:
-        self.twin: Twin | None = None
-        if isinstance(env, str):
-            self.env = envs.make(env, env_kwargs)
-            env_id, kwargs = env, dict(env_kwargs or {})
-        else:
-            spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
-            if spec is None:
-                raise ValueError("DVP rebuilds the env in its solvers from env.spec: make it with gymnasium.make(id, **kwargs)")
-            self.env = env
-            env_id, kwargs = spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
-        if isinstance(self.env.unwrapped, DifferentiableEnv):
-            self.env_id, self.env_kwargs = env_id, kwargs
-            self.system = unwrap(self.env)
-        else:  # a Gymnasium env of its own: train on its differentiable twin, act in it
-            if env_kwargs and not isinstance(env, str):
-                raise ValueError("env_kwargs go with an env id; the twin of an env instance takes its arguments from the env")
-            self.twin = twin_for(self.env)
-            self.real_env_id, self.real_env_kwargs = env_id, kwargs
-            self.env_id, self.env_kwargs = self.twin.twin_id, {**self.twin.twin_kwargs, **self.twin.training_kwargs}
-            self.system = unwrap(envs.make(self.env_id, self.env_kwargs))
-        if initial_terminal not in ("zero", "env"):
-            raise ValueError(f"initial_terminal must be 'zero' or 'env', got {initial_terminal!r}")
-        self.horizon = _integer("horizon", horizon, 1)
-        self.n_samples = _integer("n_samples", n_samples, 10)
-        self.gamma = float(gamma)
-        self.value_net = value_net
-        self.net_arch = tuple(int(w) for w in net_arch)
-        self.residual_dim = int(residual_dim)
-        self.sobolev_weights = _as_weights(sobolev_weights)
-        self.learning_rate = float(learning_rate)
-        self.batch_size = _integer("batch_size", batch_size, 1)
-        self.max_epochs = _integer("max_epochs", max_epochs, 1)
-        self.patience = _integer("patience", patience, 1)
-        self.polish_steps = _integer("polish_steps", polish_steps, 0)
-        self.validation_fraction = float(validation_fraction)
-        self.n_validation = _integer("n_validation", n_validation, 1)
-        if not 0.0 <= float(final_state_fraction) < 1.0:
-            raise ValueError(f"final_state_fraction must be in [0, 1), got {final_state_fraction}")
-        self.final_state_fraction = float(final_state_fraction)
-        self.anchor_goal = bool(anchor_goal)
-        self._goal = checked_goal(self.system) if self.anchor_goal else None
-        self.initial_terminal = initial_terminal
-        self.mpc_horizon = _integer("mpc_horizon", mpc_horizon, 1) if mpc_horizon is not None else self.horizon
-        self.mpc_kwargs = dict(mpc_kwargs or {})
-        for key in ("guesses", "prefix_steps", "prefix_reverse_steps"):
-            if key in self.mpc_kwargs:
-                self.mpc_kwargs[key] = tuple(self.mpc_kwargs[key])  # JSON gives lists back
-        self.mpc_env_kwargs = dict(mpc_env_kwargs or {})
-        self._mpc_system = self._planning_system()
-        self.max_iter = _integer("max_iter", max_iter, 1)
-        if not (math.isfinite(float(th_stop)) and float(th_stop) > 0):
-            raise ValueError(f"th_stop must be finite and > 0, got {th_stop}")
-        self.th_stop = float(th_stop)
-        self.parallel = ParallelConfig.resolve(n_workers, parallel)
+        resolved = resolve_env(env, env_kwargs)
+        self.env, self.twin = resolved.env, resolved.twin
+        self.env_id, self.env_kwargs = resolved.env_id, dict(resolved.env_kwargs)
+        self.user_id, self.user_kwargs = resolved.user_id, dict(resolved.user_kwargs)
+        self.system: DifferentiableEnv = unwrap(self.env if self.twin is None else envs.make(self.env_id, self.env_kwargs))
+        tuned = dvp_defaults(self.user_id)
+        pick = lambda name, given: given if given is not None else tuned.get(name, GENERIC[name])  # noqa: E731
+        self.horizon = integer("horizon", pick("horizon", horizon), 1)
+        self.n_samples = integer("n_samples", pick("n_samples", n_samples), 10)
+        self.gamma = float(pick("gamma", gamma))
+        #: the length of ``learn()`` when none is given (the id's tuned iteration count)
+        self.default_iterations = integer("iterations", tuned.get("iterations", GENERIC["iterations"]), 1)
+        self.network = as_config(NetworkConfig, network, "network", as_config(NetworkConfig, tuned.get("network"), "network"))
+        self.fit = _fit_config(fit, _fit_config(tuned.get("fit"), GENERIC_FIT))
+        self.collect = as_config(CollectConfig, collect, "collect", as_config(CollectConfig, tuned.get("collect"), "collect"))
+        self.mpc = as_config(MPCConfig, mpc, "mpc", as_config(MPCConfig, tuned.get("mpc"), "mpc"))
+        self.parallel = ParallelConfig.resolve(n_workers, as_config(ParallelConfig, parallel, "parallel"))
         self.seed = seed
-        self.device = torch.device("cpu" if device == "auto" else device)
         self.tensorboard_log = tensorboard_log
         self.checkpoint_dir = checkpoint_dir
         self.verbose = int(verbose)
-        OptimalControlProblem(self.system, self.horizon, self.gamma)  # validates horizon and gamma early
-        self.fit_config()  # validates the fit's settings now, not at the first fit
+        self._goal = checked_goal(self.system) if self.collect.anchor_goal else None
+        self._mpc_system = self._planning_system()
+        OptimalControlProblem(self.system, self.horizon, self.gamma)  # validates horizon and gamma now
 
         self.iteration = 0
+        #: model evaluations so far (DDP node evaluations; SB3's name, read by callbacks and the logger)
         self.num_timesteps = 0
         self.failed_solves = 0
         self.lost_solves = 0
         self._logger: Logger | None = None
         self._custom_logger = False
         self._vec_env: VecEnv | None = None
-        self._controller: MPCController | None = None  # predict's, rebuilt after every iteration
+        self._controller: BatchController | None = None  # predict's, rebuilt after every iteration
         self._controller_iteration = -1
         self._checkpoint_file: Path | None = None  # set by load(): where learn() goes on checkpointing
         self._setup_model()
@@ -237,15 +195,23 @@ class DVP:
         self._rng = np.random.default_rng(self.seed)
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        kwargs: dict[str, Any] = {"net_arch": self.net_arch, "angle_dims": self.system.angle_dims}
-        if self.value_net == "gauss_residual":
-            kwargs["residual_dim"] = self.residual_dim
-        self.policy_net: ValueNetwork = make_value_network(self.value_net, self.system.nx, **kwargs).to(self.device)
-        self.policy_net.fit_normalisation(self.system.sample_states(max(1000, self.n_samples), self._rng))
-        self._validation_states = self.system.sample_states(self.n_validation, self._rng)
+        self.value_net: ValueNetwork = self.network.make(self.system.nx, self.system.angle_dims).to(torch.device(self.fit.device))
+        self.value_net.fit_normalisation(self.system.sample_states(max(1000, self.n_samples), self._rng))
+        self._validation_states = self.system.sample_states(self.collect.n_validation, self._rng)
         self._validation_values: np.ndarray | None = None
         self._final_states: np.ndarray | None = None  # the last iteration's plan end states x_T
-        self._arrays = self.policy_net.export()
+        self._arrays = self.value_net.export()
+
+    @property
+    def policy_net(self) -> ValueNetwork:
+        """Deprecated name of :attr:`value_net` (DVP learns a value, not a policy)."""
+        warnings.warn("DVP.policy_net is deprecated; use DVP.value_net", DeprecationWarning, stacklevel=2)
+        return self.value_net
+
+    @property
+    def model_evaluations(self) -> int:
+        """DDP node evaluations spent so far (:attr:`num_timesteps`, SB3's name for an agent's samples)."""
+        return self.num_timesteps
 
     @property
     def logger(self) -> Logger:
@@ -260,14 +226,10 @@ class DVP:
         self._custom_logger = True
 
     def get_env(self) -> VecEnv:
-        """The env as a one-env ``VecEnv`` (what SB3 callbacks expect as ``training_env``)."""
+        """The env the agent acts in as a one-env ``VecEnv`` (what SB3 callbacks expect as ``training_env``)."""
         if self._vec_env is None:
-            self._vec_env = DummyVecEnv([lambda: envs.make(*self._user_env())])
+            self._vec_env = DummyVecEnv([lambda: envs.make(self.user_id, self.user_kwargs)])
         return self._vec_env
-
-    def _user_env(self) -> tuple[str, dict[str, Any]]:
-        """The id and ``gymnasium.make`` arguments of the env the agent acts in (the real env of a twin)."""
-        return (self.real_env_id, self.real_env_kwargs) if self.twin is not None else (self.env_id, self.env_kwargs)
 
     @property
     def n_workers(self) -> int | None:
@@ -279,40 +241,33 @@ class DVP:
         """The current value network, exported (numpy arrays; what the DDP evaluates)."""
         return self._arrays
 
-    def fit_config(self) -> FitConfig:
-        """The settings of each iteration's Sobolev fit, from the constructor arguments."""
-        return FitConfig(
-            weights=self.sobolev_weights, learning_rate=self.learning_rate, batch_size=self.batch_size, max_epochs=self.max_epochs,
-            patience=self.patience, validation_fraction=self.validation_fraction, polish_steps=self.polish_steps, device=str(self.device),
-        )  # fmt: skip
-
     def _solve_spec(self) -> SolveSpec:
         if self.iteration == 0:
-            terminal = None if self.initial_terminal == "zero" else "env"
+            terminal = None if self.collect.initial_terminal == "zero" else "env"
         else:
             terminal = self._arrays
-        return SolveSpec(self.env_id, self.env_kwargs, self.horizon, self.gamma, terminal, self.max_iter, self.th_stop)
+        return SolveSpec(self.env_id, self.env_kwargs, self.horizon, self.gamma, terminal, self.collect.max_iter, self.collect.th_stop)
 
     # ------------------------------------------------------------------ learning
     def learn(
         self,
-        total_iterations: int,
+        total_iterations: int | None = None,
         callback: BaseCallback | list[BaseCallback] | Any = None,
         log_interval: int = 1,
         tb_log_name: str = "DVP",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
-    ) -> "DVP":
-        """Run ``total_iterations`` DVP iterations; returns ``self``.
+    ) -> DVP:
+        """Run ``total_iterations`` DVP iterations (``None``: :attr:`default_iterations`); returns ``self``.
 
         :param callback: SB3 callback(s), called once per iteration (returning False stops)
         :param log_interval: dump the logs every ``log_interval`` iterations
         :param reset_num_timesteps: start the counters (and a new tensorboard run) afresh;
             ``False`` continues a loaded checkpoint where it stopped
         :param progress_bar: show a progress bar over the solves of each iteration
+        :raises ValueError: ``total_iterations`` not an integer >= 1
         """
-        if int(total_iterations) < 1:
-            raise ValueError(f"total_iterations must be >= 1, got {total_iterations}")
+        total = integer("total_iterations", self.default_iterations if total_iterations is None else total_iterations, 1)
         if reset_num_timesteps:
             self.num_timesteps = 0
         if not self._custom_logger:
@@ -323,7 +278,7 @@ class DVP:
         pool = self.parallel.make_pool()
         callback.on_training_start(locals(), globals())
         try:
-            for _ in range(int(total_iterations)):
+            for _ in range(total):
                 self._iterate(pool, progress_bar)
                 if checkpoint is not None:
                     self.save(checkpoint)
@@ -349,11 +304,13 @@ class DVP:
         return callback
 
     def _record_hparams(self) -> None:
-        hparams = {k: jsonable(v) for k, v in self.hyperparameters().items()}
-        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
-        hparams["env_id"] = self.env_id
+        flat: dict[str, Any] = {}
+        for key, value in self.hyperparameters().items():
+            for name, leaf in (value.items() if isinstance(value, dict) else [(None, value)]):
+                flat[key if name is None else f"{key}.{name}"] = leaf if isinstance(leaf, (int, float, str, bool)) else str(leaf)
+        flat["env_id"] = self.env_id
         metrics = {"dvp/bellman_residual": 0.0, "train/value_loss": 0.0}
-        self.logger.record("hparams", HParam(hparams, metrics), exclude=("stdout", "log", "json", "csv"))
+        self.logger.record("hparams", HParam(flat, metrics), exclude=("stdout", "log", "json", "csv"))
 
     def _checkpoint_path(self) -> Path | None:
         if self._checkpoint_file is not None:  # loaded: keep writing the checkpoint it came from
@@ -368,10 +325,10 @@ class DVP:
     def _iterate(self, pool: SolverPool | None, progress_bar: bool) -> FitResult:
         """One DVP iteration: :meth:`collect` a solved dataset, then :meth:`train` on it."""
         t_start = time.perf_counter()
-        dataset = self.collect(pool, progress_bar)
+        dataset = self.collect_dataset(pool, progress_bar)
         return self.train(dataset, t_start)
 
-    def collect(self, pool: SolverPool | None = None, progress_bar: bool = False) -> SolvedDataset:
+    def collect_dataset(self, pool: SolverPool | None = None, progress_bar: bool = False) -> SolvedDataset:
         """Sample this iteration's start states, solve them with DDP (terminal: the current
         network) and return the converged solves as a dataset (targets relative to the anchor).
 
@@ -405,7 +362,7 @@ class DVP:
             self._final_states = wrap_angles(batch.x_final[ok], self.system.angle_dims)
         n_failed = int((~ok).sum())
         self.failed_solves += n_failed
-        self.num_timesteps += int(batch.n_transitions.sum())
+        self.num_timesteps += int(batch.model_evaluations.sum())
         if ok.sum() < 10:
             if lost:
                 reasons = sorted({lost_solve.reason for lost_solve in lost})
@@ -416,7 +373,7 @@ class DVP:
                 )
             raise RuntimeError(
                 f"only {int(ok.sum())} of {len(states)} DDP solves converged at iteration {self.iteration + 1}; "
-                "raise max_iter or check the env's cost and bounds"
+                "raise collect.max_iter or check the env's cost and bounds"
             )
         anchor = self._anchor_value()
         solved = BatchSolveResult(*(field[ok] for field in batch))
@@ -431,11 +388,10 @@ class DVP:
         """
         t_fit = time.perf_counter()
         t_start = t_fit - dataset.solve_s if t_start is None else t_start
-        config = self.fit_config()
-        hessian = config.weights.hessian > 0
-        result = fit_value_network(self.policy_net, dataset.x, dataset.V, dataset.Vx, dataset.Vxx if hessian else None,
-                                   config, seed=int(self._rng.integers(2**31)))  # fmt: skip
-        self._arrays = self.policy_net.export()
+        hessian = self.fit.weights.hessian > 0
+        result = fit_value_network(self.value_net, dataset.x, dataset.V, dataset.Vx, dataset.Vxx if hessian else None,
+                                   self.fit, seed=int(self._rng.integers(2**31)))  # fmt: skip
+        self._arrays = self.value_net.export()
         t_fitted = time.perf_counter()
         values = np.asarray(numpy_value(self._arrays, self._validation_states))
         residual = float(np.mean((values - self._validation_values) ** 2)) if self._validation_values is not None else float("nan")
@@ -468,7 +424,7 @@ class DVP:
         """This iteration's start states (n_samples, nx) and how many of them are previous plan ends."""
         n_final = 0
         if self._final_states is not None and len(self._final_states):
-            n_final = int(round(self.final_state_fraction * self.n_samples))
+            n_final = int(round(self.collect.final_state_fraction * self.n_samples))
         fresh = self.system.sample_states(self.n_samples - n_final, self._rng)
         if n_final == 0:
             return fresh, 0
@@ -476,14 +432,14 @@ class DVP:
         return np.concatenate([fresh, self._final_states[picks]]), n_final
 
     def _anchor_value(self) -> float:
-        """The value subtracted from this iteration's targets (see ``anchor_goal``): the lower of two
+        """The value subtracted from this iteration's targets (see ``collect.anchor_goal``): the lower of two
         plan costs from the goal under the current terminal, holding still (``gamma^T V_net(goal)``)
         and the DDP's solution when it converges; 0 without a goal or before the first fit."""
         if self._goal is None or self.iteration == 0:
             return 0.0
         hold = self.gamma**self.horizon * float(numpy_value(self._arrays, self._goal[None])[0])
         solve = solve_states(self._solve_spec(), self._goal[None])
-        self.num_timesteps += int(solve.n_transitions.sum())
+        self.num_timesteps += int(solve.model_evaluations.sum())
         return min(hold, float(solve.cost[0])) if solve.converged[0] else hold
 
     def _targets(self, states: np.ndarray, batch: BatchSolveResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -521,39 +477,24 @@ class DVP:
             raise ValueError(f"{what} must be finite, got {states}")
         return x, single
 
-    def controller(self, horizon: int | None = None, **kwargs: Any) -> MPCController | FirstStepSearch:
-        """A new MPC controller with the current learned value as terminal cost (what ``predict`` runs).
+    def controller(self, **changes: Any) -> BatchController:
+        """A new controller with the current learned value as terminal cost (what ``predict`` runs).
 
-        :param horizon: planning horizon (default ``mpc_horizon``)
-        :param kwargs: other :class:`dvp_rl.control.mpc.MPCController` arguments (``max_iter``,
-            ``th_stop``, ``retry_cold``, ``guesses``, ``guess_margin``, ...) and the first-step search's
-            (``prefix_steps``, ``prefix_reverse_steps``, ``prefix_rollout``: a
-            :class:`~dvp_rl.control.search.FirstStepSearch` wraps the controller), by default the agent's ``mpc_kwargs``
+        :param changes: :class:`~dvp_rl.control.config.MPCConfig` fields that replace the agent's
+            ``mpc`` settings for this controller (e.g. ``horizon=10``)
+        :raises ValueError: an unknown field or a setting out of its range
         """
+        config = as_config(MPCConfig, changes, "controller", self.mpc) if changes else self.mpc
         terminal = self._arrays if self.iteration > 0 else None
-        settings = {"gamma": self.gamma, "max_iter": self.max_iter, "th_stop": self.th_stop, **self.mpc_kwargs, **kwargs}
-        if terminal is None:  # before the first iteration there is no value to compare plans with
-            settings.pop("guess_margin", None)
-        search = {key: settings.pop(key) for key in SEARCH_KEYS if key in settings}
-        unknown = sorted(set(settings) - set(inspect.signature(MPCController).parameters))
-        if unknown:
-            raise ValueError(f"unknown MPC controller settings {unknown} (mpc_kwargs); MPCController takes "
-                             f"{sorted(set(inspect.signature(MPCController).parameters) - {'env', 'horizon', 'terminal'})} "
-                             f"and FirstStepSearch {sorted(SEARCH_KEYS)}")  # fmt: skip
-        controller = MPCController(self._mpc_system, self.mpc_horizon if horizon is None else horizon, terminal, **settings)
-        if search.get("prefix_steps"):
-            return FirstStepSearch(controller, search["prefix_steps"], search.get("prefix_rollout", 60), search.get("prefix_reverse_steps", ()))
-        if search.get("prefix_reverse_steps"):
-            raise ValueError("prefix_reverse_steps follow the pushes of prefix_steps: give prefix_steps too")
-        return controller
+        return config.make(self._mpc_system, terminal, self.gamma, self.horizon, self.collect.max_iter, self.collect.th_stop)
 
     def _planning_system(self) -> DifferentiableEnv:
-        """The model :meth:`controller` plans with: the training env, or it made with ``mpc_env_kwargs`` over its arguments."""
-        if not self.mpc_env_kwargs:
+        """The model :meth:`controller` plans with: the training env, or it made with ``mpc.env_kwargs`` over its arguments."""
+        if not self.mpc.env_kwargs:
             return self.system
-        system = unwrap(envs.make(self.env_id, {**self.env_kwargs, **self.mpc_env_kwargs}))
+        system = unwrap(envs.make(self.env_id, {**self.env_kwargs, **self.mpc.env_kwargs}))
         if (system.nx, system.nu) != (self.system.nx, self.system.nu):
-            raise ValueError(f"mpc_env_kwargs {self.mpc_env_kwargs} make a model with (nx, nu) = {(system.nx, system.nu)}, "
+            raise ValueError(f"mpc.env_kwargs {self.mpc.env_kwargs} make a model with (nx, nu) = {(system.nx, system.nu)}, "
                              f"not the {(self.system.nx, self.system.nu)} of {self.env_id}")  # fmt: skip
         return system
 
@@ -566,9 +507,9 @@ class DVP:
     ) -> tuple[np.ndarray, None]:
         """MPC action(s): solve from each observation with the learned terminal value, apply the first control.
 
-        Runs :meth:`controller`'s :class:`~dvp_rl.control.mpc.MPCController` (rebuilt after every
-        iteration): warm-started from the previous call's plan (shifted by one step) for each
-        env index; ``episode_start[i]`` drops that warm start. ``state`` is unused (no recurrent state).
+        Runs :meth:`controller`'s controller (rebuilt after every iteration): warm-started from the
+        previous call's plan (shifted by one step) for each env index; ``episode_start[i]`` drops
+        that warm start. ``state`` is unused (no recurrent state).
 
         :param observation: observation(s) of the env the agent acts in, (n_obs,) or (n_envs, n_obs):
             the state itself for a dvp_rl env, the real env's observation for a twin (e.g.
@@ -599,108 +540,27 @@ class DVP:
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        """The constructor arguments that define the algorithm (JSON-serialisable)."""
-        return {k: jsonable(getattr(self, k)) for k in HYPERPARAMETERS}
+        """The settings that define the algorithm, JSON-ready: what ``save`` writes and ``load`` rebuilds from."""
+        return {"horizon": self.horizon, "n_samples": self.n_samples, "gamma": self.gamma, "network": config_dict(self.network),
+                "fit": config_dict(self.fit), "collect": config_dict(self.collect), "mpc": config_dict(self.mpc), "seed": self.seed}  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Save to one zip (hyper-parameters as JSON, the network's state dict, training state); atomic."""
-        data = {
-            "class": type(self).__name__,
-            "env_id": self.env_id,
-            "env_kwargs": jsonable(self.env_kwargs),
-            "real_env": None if self.twin is None else {"id": self.real_env_id, "kwargs": jsonable(self.real_env_kwargs)},
-            "parallel": jsonable(asdict(self.parallel)),
-            "hyperparameters": self.hyperparameters(),
-            "net_config": self.policy_net.config | ({"residual_dim": self.residual_dim} if self.value_net == "gauss_residual" else {}),
-            "iteration": self.iteration,
-            "num_timesteps": self.num_timesteps,
-            "failed_solves": self.failed_solves,
-            "lost_solves": self.lost_solves,
-            "rng_state": self._rng.bit_generator.state,
-        }
-        arrays = {"validation_states": self._validation_states}
-        if self._validation_values is not None:
-            arrays["validation_values"] = self._validation_values
-        if self._final_states is not None:
-            arrays["final_states"] = self._final_states
-        return write_checkpoint(path, jsonable(data), self.policy_net.state_dict(), arrays)
+        """Save to one zip (settings as JSON, the network's state dict, training state); atomic.
+        See :func:`dvp_rl.checkpoint.save_agent`."""
+        from dvp_rl.checkpoint import save_agent
+
+        return save_agent(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, allow_module_import: bool = False, **kwargs: Any) -> "DVP":
-        """Load a saved agent; ``env`` defaults to the saved env id and kwargs; ``kwargs`` override settings
-        such as ``n_workers``, ``parallel``, ``tensorboard_log``, ``checkpoint_dir``, ``device``, ``verbose``.
+    def load(cls, path: str | os.PathLike, env: str | gym.Env | None = None, allow_module_import: bool = False, **kwargs: Any) -> DVP:
+        """Load a saved agent (:func:`dvp_rl.checkpoint.load_agent`); ``env`` defaults to the saved env,
+        ``kwargs`` override settings such as ``parallel``, ``tensorboard_log``, ``checkpoint_dir``, ``verbose``.
 
-        The execution settings (``parallel``) are those saved unless ``n_workers`` or ``parallel``
-        is given. ``learn`` goes on writing its checkpoint to ``path`` (so a resumed run keeps
-        protecting its iterations) unless ``checkpoint_dir`` is given.
-
-        Nothing in the file runs code: an env id of Gymnasium's ``"module:id"`` form, which imports
-        ``module``, is refused unless ``allow_module_import`` (trust the file first).
-
-        :raises dvp_rl.checkpoint.CheckpointError: a missing, corrupt, truncated, damaged (NaN
-            weights, arrays of the wrong shape) or incompatible file, naming the problem
+        :raises dvp_rl.checkpoint.CheckpointError: a missing, corrupt, damaged or incompatible file, naming the problem
         """
-        data, state_dict, arrays = read_checkpoint(path)
-        if data.get("class") != cls.__name__:
-            raise CheckpointError(f"{path} holds a {data.get('class')!r}, not a {cls.__name__}")
-        real = data.get("real_env")
-        try:
-            saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
-        except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path} is damaged: its real_env entry is not {{'id', 'kwargs'}} ({exc})") from exc
-        if env is None and not allow_module_import and ":" in str(saved_id):
-            raise CheckpointError(
-                f"{path} names the env {saved_id!r}, which would import the module {str(saved_id).split(':')[0]!r}; "
-                "pass allow_module_import=True if you trust the file, or env=... to load it into an env you made"
-            )
-        if "n_workers" not in kwargs and "parallel" not in kwargs and isinstance(data.get("parallel"), dict):
-            try:
-                kwargs["parallel"] = ParallelConfig(**data["parallel"])
-            except (TypeError, ValueError) as exc:
-                raise CheckpointError(f"{path} is damaged: its parallel settings {data['parallel']!r} are invalid ({exc})") from exc
-        try:
-            hyper = dict(data["hyperparameters"])
-            hyper["net_arch"] = tuple(hyper["net_arch"])
-            env_arg = env if env is not None else saved_id
-            env_kwargs = saved_kwargs if isinstance(env_arg, str) else None
-            agent = cls(env_arg, env_kwargs=env_kwargs, **{**hyper, **kwargs})
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path} is incompatible with this env or dvp_rl version ({type(exc).__name__}: {exc})") from exc
-        if agent.env_id != data["env_id"]:
-            raise CheckpointError(f"{path} was trained on {data['env_id']!r}, not {agent.env_id!r}")
-        check_contents(state_dict, arrays, agent.system.nx, source=path)
-        net = data.get("net_config") or {}
-        saved_net = (net.get("kind"), net.get("nx"), tuple(net.get("angle_dims", ())))
-        expected = (agent.value_net, agent.system.nx, tuple(agent.system.angle_dims))
-        if saved_net != expected:
-            raise CheckpointError(
-                f"{path}'s network (kind, nx, angle_dims) = {saved_net} does not fit {agent.env_id}, which needs {expected}: "
-                "the file was edited or belongs to another env"
-            )
-        try:
-            agent.policy_net.load_state_dict(state_dict)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}'s network does not fit its hyper-parameters ({exc})") from exc
-        agent.iteration = int(data["iteration"])
-        agent.num_timesteps = int(data["num_timesteps"])
-        agent.failed_solves = int(data.get("failed_solves", 0))
-        agent.lost_solves = int(data.get("lost_solves", 0))
-        try:
-            agent._rng.bit_generator.state = data["rng_state"]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path} is damaged: its rng_state is not a {type(agent._rng.bit_generator).__name__} state ({exc})") from exc
-        agent._validation_states = arrays["validation_states"]
-        agent._validation_values = arrays.get("validation_values")
-        if agent._validation_values is not None and agent._validation_values.shape != (len(agent._validation_states),):
-            raise CheckpointError(f"{path} is damaged: validation_values has shape {agent._validation_values.shape}, "
-                                  f"expected ({len(agent._validation_states)},)")  # fmt: skip
-        agent._final_states = arrays.get("final_states")
-        agent._arrays = agent.policy_net.export()
-        if "checkpoint_dir" not in kwargs:
-            agent._checkpoint_file = Path(path)
-        return agent
+        from dvp_rl.checkpoint import load_agent
+
+        return load_agent(cls, path, env, allow_module_import, **kwargs)
 
 
 def checked_goal(system: Any) -> np.ndarray | None:
@@ -720,27 +580,22 @@ def checked_goal(system: Any) -> np.ndarray | None:
     if drift > 1e-9 or abs(cost) > 1e-10 or abs(terminal) > 1e-10:
         raise ValueError(
             f"{name}.goal_state {goal} is not a zero-cost equilibrium (zero control moves it by {drift:.3g}, running cost "
-            f"{cost:.3g}, terminal cost {terminal:.3g}); set goal_state = None or DVP(anchor_goal=False)"
+            f"{cost:.3g}, terminal cost {terminal:.3g}); set goal_state = None or DVP(collect={{'anchor_goal': False}})"
         )
     return goal
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``; a float is accepted only when it is integral (no silent truncation)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) or not float(value).is_integer():
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _as_weights(weights: SobolevWeights | dict | Sequence[float]) -> SobolevWeights:
-    if isinstance(weights, SobolevWeights):
-        return weights
-    if isinstance(weights, dict):
-        return SobolevWeights(**weights)
-    values = tuple(float(w) for w in weights)
-    if len(values) not in (2, 3):
-        raise ValueError(f"sobolev_weights must be (value, gradient[, hessian]), got {weights}")
-    return SobolevWeights(*values)
-
+def _fit_config(value: Any, base: FitConfig) -> FitConfig:
+    """:func:`~dvp_rl.config.as_config` of a ``FitConfig`` whose ``weights`` may also be a dict or a
+    ``(value, gradient[, hessian])`` sequence (as JSON gives them back)."""
+    if isinstance(value, dict) and "weights" in value and not isinstance(value["weights"], SobolevWeights):
+        weights = value["weights"]
+        if isinstance(weights, dict):
+            weights = SobolevWeights(**weights)
+        else:
+            values = tuple(float(w) for w in weights)
+            if len(values) not in (2, 3):
+                raise ValueError(f"fit.weights must be (value, gradient[, hessian]), got {weights}")
+            weights = SobolevWeights(*values)
+        value = {**value, "weights": weights}
+    return as_config(FitConfig, value, "fit", base)

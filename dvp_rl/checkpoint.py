@@ -1,8 +1,9 @@
-"""One-zip save/load of an agent, SB3 style, written atomically.
+"""One-zip save/load of an agent, SB3 style, written atomically: the file format and ``DVP``'s save and load.
 
-Layout of the zip: ``data`` (JSON: hyper-parameters and training state),
-``value_net.pth`` (torch state dict), ``arrays.npz`` (numpy arrays), ``dvp_rl_version``,
-``format_version`` and ``system_info.txt``.
+Layout of the zip: ``data`` (JSON: settings and training state), ``value_net.pth`` (torch state
+dict), ``arrays.npz`` (numpy arrays), ``dvp_rl_version``, ``format_version`` and ``system_info.txt``.
+Nothing in a file runs code (JSON, ``torch.load(weights_only=True)``, numpy without pickle), and
+nothing in it decides where the loading process connects: execution settings are the caller's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: the format written: 2 (settings grouped by config: ``network``, ``fit``, ``collect``, ``mpc``)
+FORMAT_VERSION = 2
+#: the formats read (1: the flat settings of dvp_rl 0.1.0, converted on load)
+READABLE_FORMATS = (1, 2)
 REQUIRED_ENTRIES = ("data", "value_net.pth", "arrays.npz", "format_version")
 #: keys the ``data`` entry must hold, with their JSON types
 REQUIRED_DATA_KEYS: dict[str, type] = {
@@ -181,9 +185,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     version = entries["format_version"].decode("ascii", errors="replace").strip()
     if not version.isdigit():
         raise CheckpointError(f"{path} is damaged: format_version is {version[:20]!r}, not an integer")
-    if int(version) != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format {version}; this dvp_rl reads format {FORMAT_VERSION}")
-    return _parse_data(path, entries["data"]), _parse_state_dict(path, entries["value_net.pth"]), _parse_arrays(path, entries["arrays.npz"])
+    if int(version) not in READABLE_FORMATS:
+        raise CheckpointError(f"{path} has checkpoint format {version}; this dvp_rl reads formats {list(READABLE_FORMATS)}")
+    data = _parse_data(path, entries["data"])
+    data["format_version"] = int(version)
+    return data, _parse_state_dict(path, entries["value_net.pth"]), _parse_arrays(path, entries["arrays.npz"])
 
 
 def _parse_data(path: Path, raw: bytes) -> dict[str, Any]:
@@ -271,3 +277,132 @@ def check_contents(
             raise CheckpointError(f"{source} is damaged: arrays.npz[{name!r}] holds non-finite values (NaN or inf)")
         if name in state_arrays and (array.ndim != 2 or array.shape[1] != int(nx)):
             raise CheckpointError(f"{source} does not fit this env: arrays.npz[{name!r}] has shape {array.shape}, expected (N, {int(nx)})")
+
+
+# ---------------------------------------------------------------------------- the agent's file
+def save_agent(agent: Any, path: str | os.PathLike) -> Path:
+    """Write ``agent`` (a :class:`dvp_rl.agent.DVP`) to one zip at ``path`` (:func:`write_checkpoint`).
+
+    ``data`` holds the class, the env learned on and the env acted in (ids and arguments), the
+    settings (:meth:`~dvp_rl.agent.DVP.hyperparameters`), the execution settings (``parallel``, for
+    the record only: :func:`load_agent` does not use them), the iteration and counters and the
+    generator's state; the arrays hold the validation states and values and the last plan ends.
+    """
+    data = {
+        "class": type(agent).__name__,
+        "env_id": agent.env_id,
+        "env_kwargs": jsonable(agent.env_kwargs),
+        "real_env": None if agent.twin is None else {"id": agent.user_id, "kwargs": jsonable(agent.user_kwargs)},
+        "parallel": jsonable(dataclasses.asdict(agent.parallel)),
+        "hyperparameters": jsonable(agent.hyperparameters()),
+        "net_config": agent.value_net.config,
+        "iteration": agent.iteration,
+        "num_timesteps": agent.num_timesteps,
+        "failed_solves": agent.failed_solves,
+        "lost_solves": agent.lost_solves,
+        "rng_state": agent._rng.bit_generator.state,
+    }
+    arrays = {"validation_states": agent._validation_states}
+    if agent._validation_values is not None:
+        arrays["validation_values"] = agent._validation_values
+    if agent._final_states is not None:
+        arrays["final_states"] = agent._final_states
+    return write_checkpoint(path, jsonable(data), agent.value_net.state_dict(), arrays)
+
+
+def settings_of_format_1(hyper: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a format-1 file (flat constructor arguments of dvp_rl 0.1.0) as format 2's configs."""
+    mpc = dict(hyper.get("mpc_kwargs") or {})
+    search = {new: mpc.pop(old) for old, new in (("prefix_steps", "steps"), ("prefix_reverse_steps", "reverse_steps"),
+                                                 ("prefix_rollout", "rollout")) if old in mpc}  # fmt: skip
+    if search.get("steps"):
+        mpc["search"] = search
+    mpc.update({"horizon": hyper.get("mpc_horizon"), "env_kwargs": dict(hyper.get("mpc_env_kwargs") or {})})
+    pick = lambda *names: {n: hyper[n] for n in names if n in hyper}  # noqa: E731
+    fit = pick("learning_rate", "batch_size", "max_epochs", "patience", "polish_steps", "validation_fraction")
+    if "sobolev_weights" in hyper:
+        fit["weights"] = hyper["sobolev_weights"]
+    network = pick("net_arch", "residual_dim")
+    if "value_net" in hyper:
+        network["kind"] = hyper["value_net"]
+    return {
+        **pick("horizon", "n_samples", "gamma", "seed"),
+        "network": network,
+        "fit": fit,
+        "collect": pick("max_iter", "th_stop", "initial_terminal", "final_state_fraction", "anchor_goal", "n_validation"),
+        "mpc": mpc,
+    }
+
+
+def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module_import: bool = False, **kwargs: Any) -> Any:
+    """Load an agent of class ``cls`` saved by :func:`save_agent`.
+
+    ``env`` defaults to the saved env id and arguments; ``kwargs`` override settings such as
+    ``parallel``, ``n_workers``, ``tensorboard_log``, ``checkpoint_dir`` or ``verbose``. The
+    execution settings are the caller's (this process's defaults unless given): the file's
+    ``parallel`` entry is informational, so a file cannot choose a backend or an address to
+    connect to. ``learn`` goes on writing its checkpoint to ``path`` (a resumed run keeps
+    protecting its iterations) unless ``checkpoint_dir`` is given.
+
+    Nothing in the file runs code: an env id of Gymnasium's ``"module:id"`` form, which imports
+    ``module``, is refused unless ``allow_module_import`` (trust the file first).
+
+    :raises CheckpointError: a missing, corrupt, truncated, damaged (NaN weights, arrays of the
+        wrong shape) or incompatible file, naming the problem
+    """
+    data, state_dict, arrays = read_checkpoint(path)
+    if data.get("class") != cls.__name__:
+        raise CheckpointError(f"{path} holds a {data.get('class')!r}, not a {cls.__name__}")
+    real = data.get("real_env")
+    try:
+        saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is damaged: its real_env entry is not {{'id', 'kwargs'}} ({exc})") from exc
+    if env is None and not allow_module_import and ":" in str(saved_id):
+        raise CheckpointError(
+            f"{path} names the env {saved_id!r}, which would import the module {str(saved_id).split(':')[0]!r}; "
+            "pass allow_module_import=True if you trust the file, or env=... to load it into an env you made"
+        )
+    try:
+        hyper = dict(data["hyperparameters"])
+        settings = settings_of_format_1(hyper) if data["format_version"] == 1 else hyper
+        env_arg = env if env is not None else saved_id
+        env_kwargs = saved_kwargs if isinstance(env_arg, str) else None
+        agent = cls(env_arg, env_kwargs=env_kwargs, **{**settings, **kwargs})
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is incompatible with this env or dvp_rl version ({type(exc).__name__}: {exc})") from exc
+    if agent.env_id != data["env_id"]:
+        raise CheckpointError(f"{path} was trained on {data['env_id']!r}, not {agent.env_id!r}")
+    check_contents(state_dict, arrays, agent.system.nx, source=path)
+    net = data.get("net_config") or {}
+    saved_net = (net.get("kind"), net.get("nx"), tuple(net.get("angle_dims", ())))
+    expected = (agent.network.kind, agent.system.nx, tuple(agent.system.angle_dims))
+    if saved_net != expected:
+        raise CheckpointError(
+            f"{path}'s network (kind, nx, angle_dims) = {saved_net} does not fit {agent.env_id}, which needs {expected}: "
+            "the file was edited or belongs to another env"
+        )
+    try:
+        agent.value_net.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}'s network does not fit its settings ({exc})") from exc
+    agent.iteration = int(data["iteration"])
+    agent.num_timesteps = int(data["num_timesteps"])
+    agent.failed_solves = int(data.get("failed_solves", 0))
+    agent.lost_solves = int(data.get("lost_solves", 0))
+    try:
+        agent._rng.bit_generator.state = data["rng_state"]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path} is damaged: its rng_state is not a {type(agent._rng.bit_generator).__name__} state ({exc})") from exc
+    agent._validation_states = arrays["validation_states"]
+    agent._validation_values = arrays.get("validation_values")
+    if agent._validation_values is not None and agent._validation_values.shape != (len(agent._validation_states),):
+        raise CheckpointError(f"{path} is damaged: validation_values has shape {agent._validation_values.shape}, "
+                              f"expected ({len(agent._validation_states)},)")  # fmt: skip
+    agent._final_states = arrays.get("final_states")
+    agent._arrays = agent.value_net.export()
+    if "checkpoint_dir" not in kwargs:
+        agent._checkpoint_file = Path(path)
+    return agent

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dvp_rl.config import merge_settings
+
 #: exit code of a usage error (argparse's own)
 USAGE_ERROR = 2
 
@@ -104,11 +106,11 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if env_kwargs:
             _check_env_kwargs(args.env, env_kwargs)
-        agent = DVP(
-            args.env, horizon=args.horizon, n_samples=args.n_samples, gamma=args.gamma, value_net=args.value_net,
-            max_epochs=args.max_epochs, n_workers=args.n_workers, env_kwargs=env_kwargs, seed=args.seed,
-            tensorboard_log=args.tensorboard_log, verbose=1,
-        )
+        given = {"horizon": args.horizon, "n_samples": args.n_samples, "gamma": args.gamma,
+                 "network": {"kind": args.value_net} if args.value_net else None,
+                 "fit": {"max_epochs": args.max_epochs} if args.max_epochs else None}  # fmt: skip
+        agent = DVP(args.env, n_workers=args.n_workers, env_kwargs=env_kwargs, seed=args.seed, tensorboard_log=args.tensorboard_log,
+                    verbose=1, **{k: v for k, v in given.items() if v is not None})  # fmt: skip
     callbacks = []
     if args.eval_states > 0:
         states = agent.system.sample_states(args.eval_states, np.random.default_rng(10_000 + (args.seed or 0)))
@@ -117,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     agent.learn(args.iterations, callback=callbacks, progress_bar=True, reset_num_timesteps=not args.resume, tb_log_name=args.tb_log_name)
     path = agent.save(args.save or f"runs/{agent.env_id.split('/')[-1]}__DVP__{args.seed}.zip")
-    print(f"trained {agent.iteration} iterations ({agent.num_timesteps} simulator transitions, "
+    print(f"trained {agent.iteration} iterations ({agent.model_evaluations:,} model evaluations, "
           f"{agent.failed_solves} failed solves) in {time.perf_counter() - start:.1f} s; saved {path}")
     return 0
 
@@ -134,7 +136,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "gamma": args.gamma, "dvp_iterations": args.dvp_iterations, "ppo_timesteps": args.ppo_timesteps,
         "budget_seconds": args.budget_seconds, "n_eval_states": args.n_eval_states, "n_closed_loop": args.n_closed_loop,
         "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
-        "env_kwargs": args.env_kwargs, "dvp_kwargs": {**base.dvp_kwargs, **args.dvp_kwargs} if args.dvp_kwargs else None,
+        "env_kwargs": args.env_kwargs, "dvp_kwargs": merge_settings(base.dvp_kwargs, args.dvp_kwargs) if args.dvp_kwargs else None,
         "ppo_kwargs": {**base.ppo_kwargs, **args.ppo_kwargs} if args.ppo_kwargs else None,
         "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
         "ground_truth_cache": args.ground_truth_cache,
@@ -160,7 +162,7 @@ def _zoo(args: argparse.Namespace) -> int:
     given = {
         "env_id": args.env, "agents": tuple(args.agents) if args.agents else None, "seed": args.seed,
         "budget_seconds": args.budget_seconds, "n_episodes": args.episodes, "episode_seed": args.episode_seed,
-        "dvp_kwargs": {**base.dvp_kwargs, **args.dvp_kwargs} if args.dvp_kwargs else None,
+        "dvp_kwargs": merge_settings(base.dvp_kwargs, args.dvp_kwargs) if args.dvp_kwargs else None,
         "sb3_kwargs": {**base.sb3_kwargs, **args.sb3_kwargs} if args.sb3_kwargs else None,
         "n_workers": args.n_workers, "cache_dir": args.cache_dir, "out": args.out,
         "reference": False if args.no_reference else None,
@@ -205,12 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a DVP agent (a checkpoint is written after every iteration)")
     train.add_argument("--env", default="dvp_rl/Unicycle-v0", help="env id")
     train.add_argument("--env-kwargs", type=_json_object, default=None, help='JSON dict of env arguments, e.g. \'{"dt": 0.05}\'')
-    train.add_argument("--iterations", type=_integer(1), default=10)
-    train.add_argument("--horizon", type=_integer(1), default=50)
-    train.add_argument("--n-samples", type=_integer(1), default=1000)
-    train.add_argument("--gamma", type=_number(0.0, 1.0), default=1.0)
-    train.add_argument("--value-net", default="gauss_residual", choices=["gauss_residual", "feed_forward"])
-    train.add_argument("--max-epochs", type=_integer(1), default=300)
+    train.add_argument("--iterations", type=_integer(1), default=None, help="DVP iterations (default: the env id's tuned count, else 10)")
+    train.add_argument("--horizon", type=_integer(1), default=None, help="DDP horizon (default: the env id's tuned one, else 50)")
+    train.add_argument("--n-samples", type=_integer(10), default=None, help="solves per iteration (default: the env id's, else 1000)")
+    train.add_argument("--gamma", type=_number(0.0, 1.0), default=None, help="discount (default: the env id's, else 1)")
+    train.add_argument("--value-net", default=None, choices=["gauss_residual", "feed_forward"], help="network kind (default gauss_residual)")
+    train.add_argument("--max-epochs", type=_integer(1), default=None, help="epochs per fit (default: the env id's, else 300)")
     train.add_argument("--n-workers", type=_integer(1), default=None, help="solver processes (default: all cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval-states", type=_integer(0), default=100, help="ground-truth states for eval/* (0: none)")

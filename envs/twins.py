@@ -306,3 +306,53 @@ def twin_for(real: str | gym.Env, **make_kwargs: Any) -> Twin:
         max_steps = gym.registry[real_id].max_episode_steps
     return Twin(real_id, entry.twin_id, twin_kwargs, entry.observation_to_state, entry.state_to_observation, max_steps,
                 dict(entry.training_kwargs))
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    """What an agent learns on and acts in, from the env (or id) a user gives it.
+
+    :param env: the env the agent acts in (made from the id when an id was given)
+    :param env_id: the id of the differentiable env the agent learns on (the twin's for a Gymnasium env)
+    :param env_kwargs: its ``gymnasium.make`` arguments (for a twin: its arguments plus its training
+        arguments, :attr:`TwinSpec.training_kwargs`)
+    :param user_id: the id of the env the agent acts in
+    :param user_kwargs: its ``gymnasium.make`` arguments
+    :param twin: the twin, when the agent acts in a Gymnasium env of its own (``None`` for a dvp_rl env)
+    """
+
+    env: gym.Env
+    env_id: str
+    env_kwargs: Mapping[str, Any]
+    user_id: str
+    user_kwargs: Mapping[str, Any]
+    twin: Twin | None = None
+
+
+def resolve_env(env: str | gym.Env, env_kwargs: Mapping[str, Any] | None = None) -> ResolvedEnv:
+    """Resolve an agent's ``env`` argument: a dvp_rl id or env (learned on directly), or a Gymnasium
+    id or env with a twin (learned on the twin, acted in as it is).
+
+    :param env: an id (made with ``env_kwargs``) or an env made with ``gymnasium.make`` (its spec
+        gives the id and arguments, which the agent's solver workers rebuild it from)
+    :param env_kwargs: ``gymnasium.make`` arguments of an id; with an env instance only for a
+        dvp_rl env (they are added to its spec's)
+    :raises ValueError: an unknown id, an env without a spec, ``env_kwargs`` with a Gymnasium env
+        instance, or a Gymnasium env without a twin (see :func:`twin_for`)
+    """
+    from envs import make
+    from envs.base import DifferentiableEnv
+
+    if isinstance(env, str):
+        made, env_id, kwargs = make(env, dict(env_kwargs or {})), env, dict(env_kwargs or {})
+    else:
+        spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
+        if spec is None:
+            raise ValueError("an agent rebuilds the env in its solvers from env.spec: make it with gymnasium.make(id, **kwargs)")
+        made, env_id, kwargs = env, spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
+    if isinstance(made.unwrapped, DifferentiableEnv):
+        return ResolvedEnv(made, env_id, kwargs, env_id, kwargs)
+    if env_kwargs and not isinstance(env, str):
+        raise ValueError("env_kwargs go with an env id; the twin of an env instance takes its arguments from the env")
+    twin = twin_for(made)
+    return ResolvedEnv(made, twin.twin_id, {**twin.twin_kwargs, **twin.training_kwargs}, env_id, kwargs, twin)

@@ -14,7 +14,7 @@ from dvp_rl.checkpoint import CheckpointError
 from dvp_rl.control.ocp import OptimalControlProblem
 from dvp_rl.value.networks import numpy_value
 
-TINY = dict(horizon=10, n_samples=60, max_epochs=15, polish_steps=10, n_validation=20, net_arch=(16, 16))
+TINY = dict(horizon=10, n_samples=60, fit={"max_epochs": 15, "polish_steps": 10}, collect={"n_validation": 20}, network={"net_arch": (16, 16)})
 
 
 def tiny_agent(**kwargs) -> DVP:
@@ -24,7 +24,7 @@ def tiny_agent(**kwargs) -> DVP:
 def test_learned_value_matches_discounted_riccati_on_the_lq_env():
     """T=5 with gamma=0.8 truncates 0.8^5 = 33% of the cost; iterating recovers the infinite horizon."""
     gamma = 0.8
-    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, gamma=gamma, n_samples=300, max_epochs=200, seed=0, checkpoint_dir=None)
+    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, gamma=gamma, n_samples=300, fit={"max_epochs": 200}, seed=0, checkpoint_dir=None)
     env = agent.system
     P = scipy.linalg.solve_discrete_are(np.sqrt(gamma) * env.A, np.sqrt(gamma) * env.B, env.Q, env.R)
     X = env.sample_states(200, 1)
@@ -104,7 +104,7 @@ def test_callback_returning_false_stops_learn():
 
 
 def test_evaluate_policy_runs_mpc():
-    agent = tiny_agent(mpc_horizon=5).learn(1)
+    agent = tiny_agent(mpc={"horizon": 5}).learn(1)
     env = envs.make("dvp_rl/Unicycle-v0", {"max_episode_steps": 10})
     mean, std = evaluate_policy(agent, env, n_eval_episodes=2)
     assert np.isfinite(mean) and mean < 0
@@ -129,9 +129,9 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown env id"):
         DVP("dvp_rl/NoSuchEnv-v0")
     with pytest.raises(ValueError, match="initial_terminal"):
-        tiny_agent(initial_terminal="bogus")
+        tiny_agent(collect={"initial_terminal": "bogus"})
     with pytest.raises(ValueError, match="unknown value network kind"):
-        tiny_agent(value_net="transformer")
+        tiny_agent(network={"kind": "transformer"})
     path = agent.save(tmp_path / "ok.zip")
     truncated = tmp_path / "truncated.zip"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -164,7 +164,7 @@ def test_tensorboard_logging_and_auto_checkpoint(tmp_path):
 
 
 def test_later_iterations_also_start_from_the_previous_plans_end_states():
-    agent = tiny_agent(final_state_fraction=0.4).learn(1)
+    agent = tiny_agent(collect={"final_state_fraction": 0.4}).learn(1)
     ends = agent._final_states
     assert ends is not None and ends.shape[1] == agent.system.nx
     states, n_final = agent._start_states()
@@ -172,9 +172,9 @@ def test_later_iterations_also_start_from_the_previous_plans_end_states():
     # the last n_final rows are plan ends, the others fresh samples from the start box
     assert all(np.any(np.all(ends == row, axis=1)) for row in states[-n_final:])
     assert not any(np.any(np.all(ends == row, axis=1)) for row in states[:-n_final])
-    assert tiny_agent(final_state_fraction=0.0).learn(1)._start_states()[1] == 0
+    assert tiny_agent(collect={"final_state_fraction": 0.0}).learn(1)._start_states()[1] == 0
     with pytest.raises(ValueError, match="final_state_fraction"):
-        tiny_agent(final_state_fraction=1.0)
+        tiny_agent(collect={"final_state_fraction": 1.0})
 
 
 class RecordingDVP(DVP):
@@ -190,11 +190,11 @@ def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
     terminal, less the lower of the goal's two plan costs (holding still, DDP), all solved here again."""
     agent = RecordingDVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, "n_workers": 1})
     agent.learn(1)
-    first, arrays = agent.recorded[1].cost, agent.policy_net.export()
+    first, arrays = agent.recorded[1].cost, agent.value_net.export()
     agent.learn(1, reset_num_timesteps=False)
     states, batch = agent.recorded
     env = agent.system
-    ocp = OptimalControlProblem(env, agent.horizon, agent.gamma, arrays, agent.max_iter, agent.th_stop)
+    ocp = OptimalControlProblem(env, agent.horizon, agent.gamma, arrays, agent.collect.max_iter, agent.collect.th_stop)
     goal = np.zeros(env.nx)
     hold = agent.gamma**agent.horizon * float(numpy_value(arrays, goal[None])[0])
     from_goal = ocp.solve_best(goal, env.ddp_guesses)
@@ -204,7 +204,7 @@ def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
     np.testing.assert_allclose(batch.cost[:8], raw - anchor, rtol=1e-7, atol=1e-7)
     assert np.all(first >= 0)  # iteration 1 (zero terminal) is not shifted: costs of a nonnegative cost
     # without the anchor the same iteration fits the raw costs
-    plain = RecordingDVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, "n_workers": 1, "anchor_goal": False})
+    plain = RecordingDVP("dvp_rl/Unicycle-v0", **{**TINY, "seed": 0, "checkpoint_dir": None, "n_workers": 1, "collect": {**TINY["collect"], "anchor_goal": False}})
     plain.learn(2)
     assert np.allclose(plain.recorded[1].cost[:8], raw, rtol=1e-7, atol=1e-7)
 
@@ -214,15 +214,15 @@ def test_a_goal_state_that_is_not_a_zero_cost_equilibrium_is_rejected():
     env.unwrapped.goal_state = (1.0, 0.0, 0.0)  # costs 50 per step
     with pytest.raises(ValueError, match="not a zero-cost equilibrium"):
         DVP(env, **{**TINY, "checkpoint_dir": None})
-    assert DVP(env, **{**TINY, "checkpoint_dir": None, "anchor_goal": False}).anchor_goal is False
+    assert DVP(env, **{**TINY, "checkpoint_dir": None, "collect": {"anchor_goal": False}}).collect.anchor_goal is False
 
 
 def test_a_gymnasium_id_with_a_twin_trains_on_the_twin_and_acts_in_the_real_env(tmp_path):
     import gymnasium as gym
 
-    agent = DVP("Pendulum-v1", horizon=10, n_samples=30, max_epochs=5, polish_steps=0, n_validation=10, net_arch=(8,),
-                n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
-    assert (agent.env_id, agent.real_env_id) == ("dvp_rl/Pendulum-v0", "Pendulum-v1") and agent.env_kwargs["cost"] == "gymnasium"
+    agent = DVP("Pendulum-v1", horizon=10, n_samples=30, fit={"max_epochs": 5, "polish_steps": 0}, collect={"n_validation": 10},
+                network={"net_arch": (8,)}, mpc={"search": None}, n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+    assert (agent.env_id, agent.user_id) == ("dvp_rl/Pendulum-v0", "Pendulum-v1") and agent.env_kwargs["cost"] == "gymnasium"
     real = gym.make("Pendulum-v1")
     obs, _ = real.reset(seed=3)
     action, _ = agent.predict(obs)
@@ -232,7 +232,7 @@ def test_a_gymnasium_id_with_a_twin_trains_on_the_twin_and_acts_in_the_real_env(
     mean, _ = evaluate_policy(agent, real, n_eval_episodes=1)
     assert np.isfinite(mean) and agent.get_env().observation_space.shape == (3,)
     loaded = DVP.load(agent.save(tmp_path / "pendulum"))
-    assert loaded.real_env_id == "Pendulum-v1" and loaded.twin.real_id == "Pendulum-v1"
+    assert loaded.user_id == "Pendulum-v1" and loaded.twin.real_id == "Pendulum-v1"
     with pytest.raises(ValueError, match="unit circle"):
         agent.predict(np.array([2.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"supported ids: \['Pendulum-v1'"):

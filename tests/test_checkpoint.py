@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from dvp_rl.agent import DVP
+from dvp_rl.config import merge_settings
 from dvp_rl.checkpoint import CheckpointError, check_contents, read_checkpoint, write_checkpoint
 
 NX = 2
@@ -142,7 +143,8 @@ def test_a_pickle_in_a_checkpoint_does_not_run(good, tmp_path):
 
 
 def test_dvp_load_of_a_file_without_required_keys_is_a_checkpoint_error(tmp_path):
-    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, n_samples=20, n_validation=5, net_arch=(8,), n_workers=1, checkpoint_dir=None)
+    agent = DVP("dvp_rl/LinearQuadratic-v0", horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)}, n_workers=1,
+                checkpoint_dir=None)  # fmt: skip
     path = agent.save(tmp_path / "agent.zip")
     with zipfile.ZipFile(path) as archive:
         data = json.loads(archive.read("data"))
@@ -212,8 +214,9 @@ def test_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, 
 
 # ---------------------------------------------------------------------------- DVP.load
 def tiny_dvp(env_id: str = "dvp_rl/LinearQuadratic-v0", **kwargs) -> DVP:
-    settings = dict(horizon=5, n_samples=20, n_validation=5, net_arch=(8,), max_epochs=3, polish_steps=0, n_workers=1, seed=0)
-    return DVP(env_id, **{**settings, **kwargs})
+    settings = dict(horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)}, fit={"max_epochs": 3, "polish_steps": 0},
+                    n_workers=1, seed=0)  # fmt: skip
+    return DVP(env_id, **merge_settings(settings, kwargs))
 
 
 def edited(path: Path, **changes) -> Path:
@@ -224,13 +227,15 @@ def edited(path: Path, **changes) -> Path:
     return replace_entry(path, "data", json.dumps(data).encode())
 
 
-def test_a_resumed_agent_keeps_checkpointing_and_its_execution_settings(tmp_path):
-    from dvp_rl.control.pool import ParallelConfig
+def test_a_resumed_agent_keeps_checkpointing_with_the_callers_execution_settings(tmp_path):
+    from dvp_rl.control.pool import ParallelConfig, default_workers
 
     agent = tiny_dvp(parallel=ParallelConfig(1, solve_timeout=30.0), checkpoint_dir=str(tmp_path)).learn(1)
     path = tmp_path / "dvp_checkpoint.zip"
-    resumed = DVP.load(path)  # no tensorboard folder, no checkpoint_dir: before, 'auto' wrote nothing
-    assert resumed.parallel == agent.parallel == ParallelConfig(1, "local", None, 30.0)
+    assert read_checkpoint(path)[0]["parallel"]["solve_timeout"] == 30.0  # recorded, for the record only
+    resumed = DVP.load(path, n_workers=1)  # no tensorboard folder, no checkpoint_dir: before, 'auto' wrote nothing
+    assert resumed.parallel == ParallelConfig(1, "local", None, None) != agent.parallel  # the caller's, not the file's
+    assert DVP.load(path).parallel == ParallelConfig(default_workers(), "local", None, None)
     resumed.learn(1, reset_num_timesteps=False)
     assert read_checkpoint(path)[0]["iteration"] == 2
     assert DVP.load(path, n_workers=2).parallel == ParallelConfig(2, "local", None, None)  # overridden, not merged
@@ -266,15 +271,49 @@ def test_damaged_contents_are_refused_at_load_time(tmp_path):
         DVP.load(edited(pendulum, env_id="dvp_rl/LinearQuadratic-v0", env_kwargs={}))
     with pytest.raises(CheckpointError, match="batch_size"):
         hyper = read_checkpoint(path)[0]["hyperparameters"]
-        DVP.load(edited(path, hyperparameters={**hyper, "batch_size": 0}))
+        DVP.load(edited(path, hyperparameters={**hyper, "fit": {**hyper["fit"], "batch_size": 0}}))
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"batch_size": 0}, "batch_size"), ({"learning_rate": -1e-3}, "learning_rate"), ({"validation_fraction": 1.0}, "validation_fraction"),
-     ({"mpc_horizon": 0}, "mpc_horizon"), ({"th_stop": -1.0}, "th_stop"), ({"n_validation": 0}, "n_validation"),
-     ({"horizon": 10.5}, "horizon"), ({"n_samples": 99.9}, "n_samples"), ({"max_iter": 0}, "max_iter")],
+    [({"fit": {"batch_size": 0}}, "batch_size"), ({"fit": {"learning_rate": -1e-3}}, "learning_rate"),
+     ({"fit": {"validation_fraction": 1.0}}, "validation_fraction"), ({"mpc": {"horizon": 0}}, "mpc.horizon"),
+     ({"collect": {"th_stop": -1.0}}, "th_stop"), ({"collect": {"n_validation": 0}}, "n_validation"), ({"horizon": 10.5}, "horizon"),
+     ({"n_samples": 99.9}, "n_samples"), ({"collect": {"max_iter": 0}}, "max_iter"), ({"fit": {"bogus": 1}}, r"unknown FitConfig field\(s\) \['bogus'\]"),
+     ({"mpc": {"search": {"steps": []}}}, "search.steps"), ({"network": {"net_arch": [0]}}, "net_arch")],
 )  # fmt: skip
 def test_dvp_arguments_are_checked_when_the_agent_is_made(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny_dvp(checkpoint_dir=None, **kwargs)
+
+
+def test_the_file_does_not_choose_where_the_process_connects(tmp_path):
+    """A checkpoint's parallel entry naming a Ray cluster is not used: the loaded agent solves locally."""
+    path = tiny_dvp(checkpoint_dir=None).save(tmp_path / "agent.zip")
+    crafted = edited(path, parallel={"backend": "ray", "ray_address": "ray://127.0.0.1:10099", "n_workers": 7, "solve_timeout": None})
+    loaded = DVP.load(crafted, n_workers=1)
+    assert loaded.parallel.backend == "local" and loaded.parallel.ray_address is None
+
+
+def test_a_file_of_the_first_format_loads_into_the_same_agent(tmp_path):
+    """Format 1 (dvp_rl 0.1.0) kept the settings flat; they are read into the configs."""
+    agent = tiny_dvp(checkpoint_dir=None, mpc={"horizon": 4, "guesses": ["hold"], "search": {"steps": [2], "rollout": 3}}).learn(1)
+    path = agent.save(tmp_path / "agent.zip")
+    hyper = read_checkpoint(path)[0]["hyperparameters"]
+    mpc = dict(hyper["mpc"])
+    search = mpc.pop("search")
+    flat = {
+        "horizon": hyper["horizon"], "n_samples": hyper["n_samples"], "gamma": hyper["gamma"], "seed": hyper["seed"],
+        "value_net": hyper["network"]["kind"], "net_arch": hyper["network"]["net_arch"], "residual_dim": hyper["network"]["residual_dim"],
+        "sobolev_weights": hyper["fit"]["weights"], **{k: hyper["fit"][k] for k in ("learning_rate", "batch_size", "max_epochs", "patience",
+                                                                                 "polish_steps", "validation_fraction")},
+        **hyper["collect"], "mpc_horizon": mpc.pop("horizon"), "mpc_env_kwargs": mpc.pop("env_kwargs"),
+        "mpc_kwargs": {**mpc, "prefix_steps": search["steps"], "prefix_reverse_steps": search["reverse_steps"], "prefix_rollout": search["rollout"]},
+    }  # fmt: skip
+    old = replace_entry(edited(path, hyperparameters=flat), "format_version", b"1")
+    loaded = DVP.load(old, n_workers=1)
+    assert loaded.hyperparameters() == agent.hyperparameters()
+    X = agent.system.sample_states(4, 1)
+    np.testing.assert_array_equal(loaded.value(X), agent.value(X))
+    with pytest.raises(CheckpointError, match=r"reads formats \[1, 2\]"):
+        DVP.load(replace_entry(path, "format_version", b"7"))

@@ -49,6 +49,7 @@ from baselines.ppo import critic_values, load_hyperparams, make_ppo, ppo_actions
 from dvp_rl.control.rollout import Rollout, discounted_cost, rollout_from_states
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import jsonable
+from dvp_rl.config import merge_settings
 from dvp_rl.references.ground_truth import GroundTruth, ground_truth, value_errors
 from dvp_rl.compare.tb import summary_writer
 import envs
@@ -92,15 +93,15 @@ class EnvSettings:
 #: measured in docs/REPRODUCTION.md).
 ENV_SETTINGS: dict[str, EnvSettings] = {
     "dvp_rl/Pendulum-v0": EnvSettings(
-        dvp={"horizon": 20, "n_samples": 300, "max_epochs": 200}, dvp_iterations=8,
+        dvp={"horizon": 20, "n_samples": 300, "fit": {"max_epochs": 200}}, dvp_iterations=8,
         state_labels=("th", "thdot"), slice_low=(-math.pi, -1.0), slice_high=(math.pi, 1.0),
     ),
     "dvp_rl/CartPole-v0": EnvSettings(
-        dvp={"horizon": 60, "n_samples": 500, "max_epochs": 200}, dvp_iterations=6,
+        dvp={"horizon": 60, "n_samples": 500, "fit": {"max_epochs": 200}}, dvp_iterations=6,
         state_labels=("x", "th", "xdot", "thdot"), slice_low=(-1.0, -0.3), slice_high=(1.0, 0.3),
     ),
     "dvp_rl/Unicycle-v0": EnvSettings(
-        dvp={"horizon": 20, "n_samples": 300, "max_epochs": 200}, dvp_iterations=6,
+        dvp={"horizon": 20, "n_samples": 300, "fit": {"max_epochs": 200}}, dvp_iterations=6,
         state_labels=("x", "y", "th"),
     ),
 }  # fmt: skip
@@ -194,7 +195,7 @@ class BenchmarkConfig:
 #: PPO's full budget of ``hyperparams.yml`` (100k steps), 5 smaller DVP iterations, 60 s caps
 QUICK = BenchmarkConfig(
     env_ids=("dvp_rl/Unicycle-v0",), seeds=(0,), dvp_iterations=5, budget_seconds=60.0,
-    dvp_kwargs={"n_samples": 200, "max_epochs": 100},
+    dvp_kwargs={"n_samples": 200, "fit": {"max_epochs": 100}},
 )
 
 
@@ -338,7 +339,7 @@ def dvp_actions(agent: DVP) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _build_dvp(config: BenchmarkConfig, task: Task, seed: int) -> tuple[DVP, dict[str, Any]]:
-    kwargs = {"n_workers": config.n_workers, "checkpoint_dir": None, **task.settings.dvp, **config.dvp_kwargs}
+    kwargs = {"n_workers": config.n_workers, "checkpoint_dir": None, **merge_settings(task.settings.dvp, config.dvp_kwargs)}
     agent = DVP(task.env_id, gamma=config.gamma, seed=seed, env_kwargs=task.env_kwargs, **kwargs)
     iterations = config.dvp_iterations or task.settings.dvp_iterations
     return agent, {**agent.hyperparameters(), "iterations": iterations, "n_workers": agent.n_workers}
@@ -744,7 +745,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += [
             "",
             f"Budgets: DVP {hp_dvp['iterations']} iterations of {hp_dvp['n_samples']} DDP solves (horizon {hp_dvp['horizon']}, "
-            f"fits of up to {hp_dvp['max_epochs']} epochs), PPO {hp_ppo['n_timesteps']:,} timesteps; stopped by the wall-clock "
+            f"fits of up to {hp_dvp['fit']['max_epochs']} epochs), PPO {hp_ppo['n_timesteps']:,} timesteps; stopped by the wall-clock "
             f"cap: DVP {capped['DVP']}/{len(dvp)}, PPO {capped['PPO']}/{len(ppo)} seeds. Ground truth: horizon "
             f"{env['ground_truth_horizon']}; optimal closed-loop reference (V* averaged over the closed-loop starts, "
             f"infinite horizon): {env['optimal_closed_loop_cost']:.4g}.",

@@ -243,7 +243,7 @@ REFERENCES: dict[str, Callable[[Path, int], Reference]] = {
 }
 
 #: ``dvp-rl zoo --quick``: tiny budgets, a smoke run of every output
-QUICK = ZooConfig(budget_seconds=30.0, n_episodes=5, dvp_kwargs={"iterations": 2, "n_samples": 100, "max_epochs": 50},
+QUICK = ZooConfig(budget_seconds=30.0, n_episodes=5, dvp_kwargs={"iterations": 2, "n_samples": 100, "fit": {"max_epochs": 50}},
                   sb3_kwargs={"SAC": {"n_timesteps": 2000}, "TD3": {"n_timesteps": 2000}, "PPO": {"n_timesteps": 8192}})  # fmt: skip
 
 
@@ -269,32 +269,24 @@ class AgentResult(NamedTuple):
     settings: dict[str, Any]
 
 
-def dvp_settings(env_id: str) -> dict[str, Any]:
-    """DVP's tuned settings of ``env_id`` (:func:`dvp_rl.defaults.dvp_defaults`; empty when none)."""
-    from dvp_rl.defaults import dvp_defaults
-
-    return dvp_defaults(env_id)
-
-
 def train_dvp(config: ZooConfig, out: Path) -> tuple[Any, float, int, bool, dict[str, Any]]:
-    """DVP on the env's twin under the cap: ``(agent, seconds, model evaluations, hit cap, settings)``."""
+    """DVP on the env's twin under the cap: ``(agent, seconds, model evaluations, hit cap, settings)``.
+
+    ``DVP(env_id)`` starts from the id's tuned settings (``dvp_rl/defaults.yml``); ``config.dvp_kwargs``
+    override them (sections merged field by field), ``iterations`` the length of ``learn``."""
     from baselines.sb3 import WallClockCap
     from dvp_rl.agent import DVP
 
-    settings = {**dvp_settings(config.env_id), **config.dvp_kwargs}
-    kwargs = dict(settings)
-    iterations = int(kwargs.pop("iterations", DEFAULT_DVP_ITERATIONS))
+    kwargs = dict(config.dvp_kwargs)
+    iterations = kwargs.pop("iterations", None)
     agent = DVP(config.env_id, seed=config.seed, n_workers=config.n_workers, checkpoint_dir=None,
                 tensorboard_log=str(out / "tb_internal"), **kwargs)  # fmt: skip
+    iterations = agent.default_iterations if iterations is None else int(iterations)
     cap = WallClockCap(config.budget_seconds)
     start = time.perf_counter()
     agent.learn(iterations, callback=cap, tb_log_name="DVP")
     stopped = cap.hit and agent.iteration < iterations  # the cap is checked after each iteration, the last one included
     return agent, time.perf_counter() - start, int(agent.num_timesteps), stopped, {**agent.hyperparameters(), "iterations": iterations}
-
-
-#: DVP iterations when the settings name none
-DEFAULT_DVP_ITERATIONS = 10
 
 
 def train_sb3(name: str, config: ZooConfig, out: Path) -> tuple[Any, float, int, bool, dict[str, Any]]:

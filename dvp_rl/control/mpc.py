@@ -37,7 +37,7 @@ class MPCStep(NamedTuple):
     ``action`` (nu,): the control applied, inside the action bounds; ``plan``: the solve whose
     first control it is (``plan.cost`` is the predicted cost-to-go, terminal included);
     ``solves``: DDP solves made at this step (warm start, cold retry, guesses); ``iterations``
-    and ``n_transitions``: DDP iterations and node evaluations summed over them; ``seconds``:
+    and ``model_evaluations``: DDP iterations and node evaluations summed over them; ``seconds``:
     wall-clock of the step.
     """
 
@@ -45,7 +45,7 @@ class MPCStep(NamedTuple):
     plan: SolveResult
     solves: int
     iterations: int
-    n_transitions: int
+    model_evaluations: int
     seconds: float
 
 
@@ -171,17 +171,17 @@ class MPCController(BatchController):
         if warm is not None and len(warm) != ocp.horizon:
             warm = np.concatenate([warm[: ocp.horizon], np.repeat(warm[-1:], max(0, ocp.horizon - len(warm)), axis=0)])
         first = plan = ocp.solve(x, us_init=warm)
-        solves, iterations, nodes = 1, plan.iterations, plan.n_transitions
+        solves, iterations, nodes = 1, plan.iterations, plan.model_evaluations
         if warm is not None and self.retry_cold and not plan.converged and not single_solve:
             cold = ocp.solve(x)
-            solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.n_transitions
+            solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.model_evaluations
             if cold.converged or not np.all(np.isfinite(plan.us)):
                 plan = cold
         if not single_solve and self._needs_guesses(x, plan, restart=warm is None or not first.converged):
             for name in self.guesses:
                 for xs_init, us_init in ocp.initial_guesses(x, name):
                     other = ocp.solve(x, xs_init=xs_init, us_init=us_init)
-                    solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.n_transitions
+                    solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.model_evaluations
                     if other.converged and (not plan.converged or other.cost < plan.cost):
                         plan = other
         if not np.all(np.isfinite(plan.us)):
@@ -218,7 +218,7 @@ class ClosedLoop(NamedTuple):
     """A closed-loop run on the controller's own model.
 
     ``xs`` (n+1, nx), ``us`` (n, nu), ``costs`` (n,): the running cost of each step; per step
-    ``seconds`` (n,), ``iterations`` (n,), ``n_transitions`` (n,) of the controller, and
+    ``seconds`` (n,), ``iterations`` (n,), ``model_evaluations`` (n,) of the controller, and
     ``converged`` (n,): whether the applied plan met the stopping criterion.
     """
 
@@ -227,7 +227,7 @@ class ClosedLoop(NamedTuple):
     costs: np.ndarray
     seconds: np.ndarray
     iterations: np.ndarray
-    n_transitions: np.ndarray
+    model_evaluations: np.ndarray
     converged: np.ndarray
 
 
@@ -253,6 +253,6 @@ def closed_loop(controller: BatchController, x0: np.ndarray, n_steps: int) -> Cl
         costs=-run.rewards,
         seconds=column(lambda s: s.seconds, np.float64),
         iterations=column(lambda s: s.iterations, np.int64),
-        n_transitions=column(lambda s: s.n_transitions, np.int64),
+        model_evaluations=column(lambda s: s.model_evaluations, np.int64),
         converged=column(lambda s: s.plan.converged, bool),
     )

@@ -44,13 +44,13 @@ class SolveResult(NamedTuple):
     Vxx: np.ndarray
     iterations: int
     converged: bool
-    n_transitions: int = 0
+    model_evaluations: int = 0
 
 
 class BatchSolveResult(NamedTuple):
     """Stacked :class:`SolveResult` of N solves: ``x0`` (N, nx), ``cost`` (N,), ``Vx`` (N, nx),
     ``Vxx`` (N, nx, nx), ``iterations`` (N,), ``converged`` (N,) bool, ``us`` (N, T, nu),
-    ``n_transitions`` (N,): node evaluations spent (see :class:`TransitionCounter`), and
+    ``model_evaluations`` (N,): node evaluations spent (see :class:`ModelEvaluationCounter`), and
     ``x_final`` (N, nx): the last state of each plan (where the terminal cost was evaluated)."""
 
     x0: np.ndarray
@@ -60,7 +60,7 @@ class BatchSolveResult(NamedTuple):
     iterations: np.ndarray
     converged: np.ndarray
     us: np.ndarray
-    n_transitions: np.ndarray
+    model_evaluations: np.ndarray
     x_final: np.ndarray
 
 
@@ -137,7 +137,7 @@ def reference_guesses(env: Any) -> tuple[str, ...]:
     return named + tuple(g for g in ("continuation", "continuation_inside") if g not in named)
 
 
-class TransitionCounter(crocoddyl.CallbackAbstract):
+class ModelEvaluationCounter(crocoddyl.CallbackAbstract):
     """Counts the node evaluations (simulator transitions) of a solve.
 
     Crocoddyl calls it once per iteration; each iteration is counted as one derivative
@@ -227,7 +227,7 @@ class OptimalControlProblem:
         self.terminal_model = model
         self.solver = box_fddp(self.running_models, model, self.th_stop)
         self.problem = self.solver.problem
-        self.counter = TransitionCounter(self.horizon, list(self.solver.alphas))
+        self.counter = ModelEvaluationCounter(self.horizon, list(self.solver.alphas))
         self.solver.setCallbacks([self.counter])
 
     def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
@@ -283,7 +283,7 @@ class OptimalControlProblem:
         else:
             guesses = tuple(g for g in self.env.ddp_guesses if not g.startswith("continuation")) or ("hold",)
             short = self._short.solve_best(x0, guesses)
-            spent = short.n_transitions
+            spent = short.model_evaluations
             self._short_solution = (x0.copy(), short)
         if not (np.all(np.isfinite(short.xs)) and np.all(np.isfinite(short.us))):
             xs, us, _ = self._guesses(x0, "hold")[0]
@@ -295,7 +295,7 @@ class OptimalControlProblem:
     def solve_best(self, x0: np.ndarray, guesses: tuple[str, ...] = ("hold",)) -> SolveResult:
         """Solve from each named initial guess and keep the lowest converged cost.
 
-        ``n_transitions`` adds up all the solves (a continuation's short solves included);
+        ``model_evaluations`` adds up all the solves (a continuation's short solves included);
         ``converged`` is False only if none converged (then the last attempt is returned).
         """
         if not guesses:
@@ -306,11 +306,11 @@ class OptimalControlProblem:
         for name in guesses:
             for xs, us, spent in self._guesses(np.asarray(x0, dtype=np.float64), name):
                 last = self.solve(x0, xs_init=xs, us_init=us)
-                total += spent + last.n_transitions
+                total += spent + last.model_evaluations
                 if last.converged and (best is None or last.cost < best.cost):
                     best = last
         chosen = best if best is not None else last
-        return chosen._replace(n_transitions=total)
+        return chosen._replace(model_evaluations=total)
 
     def solve(
         self,
@@ -346,7 +346,7 @@ class OptimalControlProblem:
             raise error
         if converged is None:
             return self._failed(x0)
-        n_transitions = self.counter.finish(converged)
+        model_evaluations = self.counter.finish(converged)
         Vx = np.array(solver.Vx[0], dtype=np.float64).reshape(self.env.nx)
         Vxx = np.array(solver.Vxx[0], dtype=np.float64).reshape(self.env.nx, self.env.nx)
         cost = float(solver.cost)
@@ -359,7 +359,7 @@ class OptimalControlProblem:
             Vxx=Vxx,
             iterations=int(solver.iter),
             converged=converged and bool(finite),
-            n_transitions=n_transitions,
+            model_evaluations=model_evaluations,
         )
 
     def _take_model_error(self) -> BaseException | None:
@@ -383,7 +383,7 @@ class OptimalControlProblem:
             Vxx=np.full((nx, nx), np.nan),
             iterations=int(self.solver.iter),
             converged=False,
-            n_transitions=self.counter.count,
+            model_evaluations=self.counter.count,
         )
 
     def solve_many(self, x0s: np.ndarray, callback: Callable[[int], None] | None = None) -> BatchSolveResult:
@@ -410,7 +410,7 @@ def stack_results(x0s: np.ndarray, results: list[SolveResult], horizon: int, nu:
         iterations=np.array([r.iterations for r in results], dtype=np.int64),
         converged=np.array([r.converged for r in results], dtype=bool),
         us=np.array([r.us for r in results], dtype=np.float64).reshape(n, horizon, nu),
-        n_transitions=np.array([r.n_transitions for r in results], dtype=np.int64),
+        model_evaluations=np.array([r.model_evaluations for r in results], dtype=np.int64),
         x_final=np.array([r.xs[-1] for r in results], dtype=np.float64).reshape(n, nx),
     )
 

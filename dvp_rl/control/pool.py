@@ -483,7 +483,7 @@ def _failed_result(spec: SolveSpec, states: np.ndarray, results: dict[int, Solve
     T, nx = spec.horizon, states.shape[1]
     return SolveResult(
         xs=np.full((T + 1, nx), np.nan), us=np.full((T, nu), np.nan), cost=float("nan"), Vx=np.full(nx, np.nan),
-        Vxx=np.full((nx, nx), np.nan), iterations=0, converged=False, n_transitions=0,
+        Vxx=np.full((nx, nx), np.nan), iterations=0, converged=False, model_evaluations=0,
     )  # fmt: skip
 
 

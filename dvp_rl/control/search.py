@@ -101,7 +101,7 @@ class FirstStepSearch(BatchController):
         step = self.controller.step(x, index, single_solve=bool(prefix))
         action = prefix.pop(0) if prefix else step.action
         return step._replace(action=action, solves=step.solves + spent[0], iterations=step.iterations + spent[1],
-                             n_transitions=step.n_transitions + spent[2], seconds=time.perf_counter() - t0)  # fmt: skip
+                             model_evaluations=step.model_evaluations + spent[2], seconds=time.perf_counter() - t0)  # fmt: skip
 
     def _search(self, x: np.ndarray) -> tuple[list[np.ndarray], tuple[int, int, int]]:
         """The cheapest of :meth:`candidates` from ``x`` by rollout score, and the solves, iterations
@@ -129,7 +129,7 @@ class FirstStepSearch(BatchController):
                 score = np.inf
             solves += sum(s.solves for s in steps)
             iterations += sum(s.iterations for s in steps)
-            nodes += sum(s.n_transitions for s in steps)
+            nodes += sum(s.model_evaluations for s in steps)
             if score < best_score:
                 best, best_score = list(prefix), score
         scout.reset()

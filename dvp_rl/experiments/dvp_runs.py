@@ -158,9 +158,9 @@ class Budget:
     def dvp_kwargs(self, n_workers: int, **overrides: Any) -> dict[str, Any]:
         """:class:`dvp_rl.DVP` keyword arguments (``overrides`` win, e.g. ``horizon``)."""
         kwargs = {
-            "horizon": self.horizon, "n_samples": self.n_samples, "gamma": 1.0, "net_arch": self.net_arch,
-            "max_epochs": self.max_epochs, "patience": self.patience, "polish_steps": self.polish_steps,
-            "n_validation": self.n_validation, "n_workers": n_workers,
+            "horizon": self.horizon, "n_samples": self.n_samples, "gamma": 1.0, "network": {"net_arch": self.net_arch},
+            "fit": {"max_epochs": self.max_epochs, "patience": self.patience, "polish_steps": self.polish_steps},
+            "collect": {"n_validation": self.n_validation}, "n_workers": n_workers,
         }  # fmt: skip
         return kwargs | overrides
 

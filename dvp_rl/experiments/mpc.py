@@ -20,7 +20,7 @@ Closed-loop cost: the running costs of ``n_steps`` steps plus the optimal cost-t
 final state (a ``tail_horizon`` multi-start DDP solve), so that a controller that has not
 reached the goal after the episode is not credited with the cost it has not yet paid.
 Compute per control step: wall-clock seconds of the controller's step on one core, DDP
-iterations, and node evaluations (:attr:`dvp_rl.control.mpc.MPCStep.n_transitions`: running-node
+iterations, and node evaluations (:attr:`dvp_rl.control.mpc.MPCStep.model_evaluations`: running-node
 evaluations; it does not count the terminal network, whose cost the wall-clock time includes).
 
 The table checks the target of the settings: the learned-value MPC of horizon
@@ -133,14 +133,14 @@ def scored_loop(controller: MPCController, x0: np.ndarray, n_steps: int, tail: O
     running = float(loop.costs.sum())
     n = max(int(n_steps), 1)
     return LoopResult(loop.xs, running + final.cost, running, final.cost, float(loop.seconds.sum()) / n, float(loop.iterations.sum()) / n,
-                      float(loop.n_transitions.sum()) / n, int((~loop.converged).sum()))  # fmt: skip
+                      float(loop.model_evaluations.sum()) / n, int((~loop.converged).sum()))  # fmt: skip
 
 
 def train_agent(settings: Settings, seed: int, out: Path) -> DVP:
     """The DVP agent of ``seed`` (tensorboard under ``out/tb``, saved to ``out/dvp_unicycle__<seed>.zip``)."""
     agent = DVP(
-        ENV_ID, horizon=settings.dvp_horizon, n_samples=settings.dvp_samples, max_epochs=settings.dvp_max_epochs,
-        polish_steps=settings.dvp_polish_steps, seed=seed, n_workers=1, tensorboard_log=str(out / "tb"), checkpoint_dir=None,
+        ENV_ID, horizon=settings.dvp_horizon, n_samples=settings.dvp_samples, fit={"max_epochs": settings.dvp_max_epochs,
+        "polish_steps": settings.dvp_polish_steps}, seed=seed, n_workers=1, tensorboard_log=str(out / "tb"), checkpoint_dir=None,
     )  # fmt: skip
     agent.learn(settings.dvp_iterations, tb_log_name=f"dvp__{seed}")
     agent.save(out / f"dvp_unicycle__{seed}.zip")

@@ -27,7 +27,7 @@ def config_for(out: Path, seeds: Sequence[int], quick: bool) -> BenchmarkConfig:
         return dataclasses.replace(
             QUICK, seeds=tuple(seeds)[:1], out=str(out), dvp_iterations=2, budget_seconds=20.0, ppo_timesteps=4096,
             n_eval_states=20, n_closed_loop=2, closed_loop_steps=20, grid_size=5, ground_truth_horizon=60,
-            dvp_kwargs={"n_samples": 40, "max_epochs": 10, "horizon": 10}, ppo_kwargs={"n_steps": 256}, verbose=0,
+            dvp_kwargs={"n_samples": 40, "fit": {"max_epochs": 10}, "horizon": 10}, ppo_kwargs={"n_steps": 256}, verbose=0,
         )  # fmt: skip
     pendulum = {"dvp_rl/Pendulum-v0": dict(CONTINUOUS_PENDULUM)}  # a continuous value: a fair test of value accuracy
     return BenchmarkConfig(seeds=tuple(seeds), out=str(out), budget_seconds=300.0, closed_loop_every=0, env_kwargs=pendulum)

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from dvp_rl.config import integer
 
 from dvp_rl.value.arrays import (
     VALUE_NETWORK_KINDS, FeatureStats, NetworkArrays, ValueDerivatives, _check_angle_dims, _selection_matrices, feature_jacobian,
@@ -286,6 +289,34 @@ class FeedForwardNet(ValueNetwork):
 _NETWORKS: dict[str, type[ValueNetwork]] = {cls.kind: cls for cls in (GaussResidualNet, FeedForwardNet)}
 
 
+@dataclass(frozen=True)
+class NetworkConfig:
+    """DVP's value network (SB3's ``policy_kwargs`` of a value learner).
+
+    :param kind: ``"gauss_residual"`` (``V = ||r||^2``, Gauss-Newton Hessian) or ``"feed_forward"``
+    :param net_arch: hidden widths of the tanh MLP (paper: 3 x 64)
+    :param residual_dim: size of the residual ``r`` (Gauss-residual only; paper: 3)
+    :raises ValueError: an unknown kind, a width or residual size below 1
+    """
+
+    kind: str = "gauss_residual"
+    net_arch: tuple[int, ...] = (64, 64, 64)
+    residual_dim: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in _NETWORKS:
+            raise ValueError(f"unknown value network kind {self.kind!r}; expected one of {sorted(_NETWORKS)}")
+        object.__setattr__(self, "net_arch", tuple(integer("network.net_arch", w, 1) for w in self.net_arch))
+        object.__setattr__(self, "residual_dim", integer("network.residual_dim", self.residual_dim, 1))
+
+    def make(self, nx: int, angle_dims: Sequence[int] = ()) -> ValueNetwork:
+        """An untrained network of this architecture for states of dimension ``nx``."""
+        kwargs: dict[str, Any] = {"net_arch": self.net_arch, "angle_dims": tuple(angle_dims)}
+        if self.kind == "gauss_residual":
+            kwargs["residual_dim"] = self.residual_dim
+        return make_value_network(self.kind, nx, **kwargs)
+
+
 def make_value_network(kind: str, nx: int, **kwargs: Any) -> ValueNetwork:
     """Build a value network by name: ``"gauss_residual"`` or ``"feed_forward"``.
 
@@ -297,6 +328,6 @@ def make_value_network(kind: str, nx: int, **kwargs: Any) -> ValueNetwork:
 
 
 __all__ = [
-    "VALUE_NETWORK_KINDS", "FeatureStats", "FeedForwardNet", "GaussResidualNet", "NetworkArrays", "ValueDerivatives", "ValueNetwork",
+    "VALUE_NETWORK_KINDS", "FeatureStats", "FeedForwardNet", "GaussResidualNet", "NetworkArrays", "NetworkConfig", "ValueDerivatives", "ValueNetwork",
     "feature_jacobian", "fit_normalisation", "make_value_network", "numpy_value", "numpy_value_derivatives", "raw_features",
 ]  # fmt: skip

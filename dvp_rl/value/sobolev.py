@@ -108,7 +108,7 @@ class FitConfig:
     polish_steps: int = 0
     device: str = "cpu"
     num_threads: int | None = 1
-    on_epoch: Callable[[EpochInfo], bool | None] | None = field(default=None, compare=False)
+    on_epoch: Callable[[EpochInfo], bool | None] | None = field(default=None, compare=False, metadata={"save": False})
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, SobolevWeights):

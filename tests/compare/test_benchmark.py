@@ -40,7 +40,7 @@ def run(tmp_path_factory):
     try:
         code = main([
             "benchmark", "--env", ENV_ID, "--seeds", "0", "--gamma", "0.9",
-            "--dvp-iterations", "2", "--dvp-kwargs", '{"n_samples": 30, "horizon": 10, "max_epochs": 5, "polish_steps": 5}',
+            "--dvp-iterations", "2", "--dvp-kwargs", '{"n_samples": 30, "horizon": 10, "fit": {"max_epochs": 5, "polish_steps": 5}}',
             "--ppo-timesteps", "2048", "--ppo-kwargs", '{"n_steps": 256}',
             "--n-eval-states", "12", "--n-closed-loop", "2", "--closed-loop-steps", "10", "--closed-loop-every", "2",
             "--grid-size", "5", "--ground-truth-horizon", "30", "--ground-truth-cache", str(out / "gt"),
@@ -146,7 +146,7 @@ def test_env_kwargs_reach_both_algorithms_the_ground_truth_and_the_closed_loop(t
     config = BenchmarkConfig(
         env_ids=(ENV_ID,), seeds=(0,), gamma=0.9, env_kwargs={ENV_ID: kwargs}, dvp_iterations=1, ppo_timesteps=256,
         n_eval_states=4, n_closed_loop=2, closed_loop_steps=10, closed_loop_every=0, grid_size=3, n_workers=1,
-        dvp_kwargs={"n_samples": 10, "horizon": 10, "max_epochs": 3, "polish_steps": 2}, ppo_kwargs={"n_steps": 128},
+        dvp_kwargs={"n_samples": 10, "horizon": 10, "fit": {"max_epochs": 3, "polish_steps": 2}}, ppo_kwargs={"n_steps": 128},
         ground_truth_horizon=30, ground_truth_cache=None, out=str(tmp_path / "run"), verbose=0,
     )  # fmt: skip
     threads = torch.get_num_threads()

@@ -22,7 +22,7 @@ def zoo(tmp_path_factory):
     try:
         code = main([
             "zoo", "--agents", "DVP", "SAC", "--budget-seconds", "20", "--episodes", "2", "--episode-seed", "7",
-            "--dvp-kwargs", '{"iterations": 1, "n_samples": 40, "horizon": 10, "max_epochs": 5, "polish_steps": 0, "net_arch": [8]}',
+            "--dvp-kwargs", '{"iterations": 1, "n_samples": 40, "horizon": 10, "fit": {"max_epochs": 5, "polish_steps": 0}, "network": {"net_arch": [8]}}',
             "--sb3-kwargs", '{"SAC": {"n_timesteps": 150, "learning_starts": 50}}', "--n-workers", "1",
             "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
         ])  # fmt: skip
@@ -68,7 +68,7 @@ def test_outputs_for_people_who_would_rather_look(zoo):
     from dvp_rl.agent import DVP
 
     agent = DVP.load(zoo / "run" / "DVP.zip")  # the trained agent, on disk
-    assert agent.real_env_id == "Pendulum-v1" and agent.iteration == 1 and (zoo / "run" / "SAC.zip").exists()
+    assert agent.user_id == "Pendulum-v1" and agent.iteration == 1 and (zoo / "run" / "SAC.zip").exists()
     events = EventAccumulator(str(zoo / "run" / "tb" / "DVP"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     assert {"zoo/mean_return", "zoo/mean_regret", "zoo/median_step_ms", "zoo/max_step_ms"} <= set(events.Tags()["scalars"])

@@ -16,7 +16,7 @@ from dvp_rl.compare.zoo import ORACLES, PUBLISHED, REWARD_OFFSETS, ZooConfig, or
 
 pytestmark = pytest.mark.mujoco
 
-TINY_DVP = {"iterations": 1, "n_samples": 30, "horizon": 5, "max_epochs": 5, "polish_steps": 0, "net_arch": [8], "mpc_horizon": 3}
+TINY_DVP = {"iterations": 1, "n_samples": 30, "horizon": 5, "fit": {"max_epochs": 5, "polish_steps": 0}, "network": {"net_arch": [8]}, "mpc": {"horizon": 3}}
 
 
 def run(argv):
@@ -71,7 +71,7 @@ def test_reacher_is_scored_against_its_ddp_oracle(reacher):
     from dvp_rl.agent import DVP
 
     agent = DVP.load(reacher / "run" / "DVP.zip")
-    assert agent.real_env_id == "Reacher-v5" and agent.iteration == 1
+    assert agent.user_id == "Reacher-v5" and agent.iteration == 1
 
 
 def test_an_env_run_without_reference_reports_na(pendulum_without_reference):

@@ -60,11 +60,11 @@ def test_closed_loop_steps_the_env_model_and_sums_its_costs():
 
 
 def test_dvp_predict_runs_the_agents_controller():
-    agent = DVP("dvp_rl/Unicycle-v0", horizon=10, n_samples=40, max_epochs=5, polish_steps=0, n_validation=10,
-                net_arch=(8,), n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+    agent = DVP("dvp_rl/Unicycle-v0", horizon=10, n_samples=40, fit={"max_epochs": 5, "polish_steps": 0}, collect={"n_validation": 10},
+                network={"net_arch": (8,)}, n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
     states = agent.system.sample_states(3, 11)
     controller = agent.controller()
-    assert controller.horizon == agent.mpc_horizon and controller.ocp.terminal_model.arrays is agent.value_arrays
+    assert controller.horizon == agent.horizon and controller.ocp.terminal_model.arrays is agent.value_arrays
     for _ in range(3):  # warm-started calls stay equal
         expected = controller.predict(states).astype(np.float32)
         np.testing.assert_array_equal(agent.predict(states)[0], expected)
@@ -133,15 +133,15 @@ def test_multi_start_guesses_never_give_a_worse_plan_and_the_margin_skips_them_w
 
 
 def test_dvp_controller_settings_are_checked_saved_and_loaded(tmp_path):
-    settings = dict(horizon=5, n_samples=20, n_validation=5, net_arch=(8,), max_epochs=3, polish_steps=0, n_workers=1, seed=0,
+    settings = dict(horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)}, fit={"max_epochs": 3, "polish_steps": 0}, n_workers=1, seed=0,
                     checkpoint_dir=None)  # fmt: skip
-    with pytest.raises(ValueError, match=r"unknown MPC controller settings \['bogus'\]"):
-        DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"bogus": 1}, **settings)
-    agent = DVP("dvp_rl/Pendulum-v0", mpc_kwargs={"guesses": ["hold"], "guess_margin": 2.0, "max_iter": 40}, **settings).learn(1)
+    with pytest.raises(ValueError, match=r"unknown MPCConfig field\(s\) \['bogus'\]"):
+        DVP("dvp_rl/Pendulum-v0", mpc={"bogus": 1}, **settings)
+    agent = DVP("dvp_rl/Pendulum-v0", mpc={"guesses": ["hold"], "guess_margin": 2.0, "max_iter": 40}, **settings).learn(1)
     controller = agent.controller()
     assert controller.guesses == ("hold",) and controller.guess_margin == 2.0 and controller.ocp.max_iter == 40
     loaded = DVP.load(agent.save(tmp_path / "agent"))
-    assert loaded.controller().guesses == ("hold",) and loaded.mpc_kwargs["guess_margin"] == 2.0
+    assert loaded.controller().guesses == ("hold",) and loaded.mpc.guess_margin == 2.0
 
 
 def test_a_twin_trains_over_the_real_envs_whole_speed_range():

@@ -109,7 +109,7 @@ def test_batch_solve_and_bad_input():
 
 @pytest.mark.parametrize("max_control, max_iter", [(100.0, 300), (0.5, 300), (0.5, 5)])
 def test_transition_count_bounds_the_real_node_evaluations(max_control, max_iter):
-    """n_transitions >= the running-model calc calls, counted on the Python LQ model, and within 20%."""
+    """model_evaluations >= the running-model calc calls, counted on the Python LQ model, and within 20%."""
     env = make_unwrapped("dvp_rl/LinearQuadratic-v0", max_control=max_control)
     ocp = OptimalControlProblem(env, 20, max_iter=max_iter)
     calls = [0]
@@ -123,7 +123,7 @@ def test_transition_count_bounds_the_real_node_evaluations(max_control, max_iter
     for x0 in env.sample_states(3, 0) * 3:
         calls[0] = 0
         r = ocp.solve(x0)
-        assert calls[0] <= r.n_transitions <= 1.2 * calls[0]
+        assert calls[0] <= r.model_evaluations <= 1.2 * calls[0]
 
 
 def test_continuation_guess_escapes_the_long_horizon_local_optimum():
@@ -146,7 +146,7 @@ def test_continuation_guess_escapes_the_long_horizon_local_optimum():
     short = OptimalControlProblem(env, 50).solve_best(x0, env.ddp_guesses)
     assert short.cost <= cont.cost + 1e-9
     # its transitions are counted: more than the long solve's own
-    assert cont.n_transitions > ocp.solve(x0, *ocp.initial_guess(x0, "continuation")).n_transitions
+    assert cont.model_evaluations > ocp.solve(x0, *ocp.initial_guess(x0, "continuation")).model_evaluations
 
 
 class RaisingLinearQuadraticEnv(LinearQuadraticEnv):

@@ -97,7 +97,7 @@ def check_lost_and_resampled(pool: SolverPool, chunk_size: int) -> None:
     np.testing.assert_array_equal(batch.x0, expected)
     # every other state kept its own result, equal to an in-process solve
     reference = solve_states(SolveSpec("dvp_rl/LinearQuadratic-v0", {}, 5), expected)
-    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
+    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "model_evaluations"):
         np.testing.assert_array_equal(getattr(batch, field), getattr(reference, field), err_msg=field)
 
 
@@ -150,8 +150,8 @@ class RecordLostSolves(BaseCallback):
 
 def faulty_agent(**kwargs) -> DVP:
     """Crashes only: a hang costs ``TIMEOUT`` per try, and its handling is the crash's (tested above)."""
-    return DVP(FAULTY_ID, env_kwargs={"crash_at": (CRASH,)}, horizon=5, n_samples=40, n_validation=10, net_arch=(8,), max_epochs=10,
-               polish_steps=5, parallel=ParallelConfig(solve_timeout=TIMEOUT), seed=3, checkpoint_dir=None, **kwargs)  # fmt: skip
+    return DVP(FAULTY_ID, env_kwargs={"crash_at": (CRASH,)}, horizon=5, n_samples=40, collect={"n_validation": 10}, network={"net_arch": (8,)},
+               fit={"max_epochs": 10, "polish_steps": 5}, parallel=ParallelConfig(solve_timeout=TIMEOUT), seed=3, checkpoint_dir=None, **kwargs)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_ray_gives_the_in_process_dataset(ray_session):
         distributed = solve_states(spec, X, pool, progress=seen.append, chunk_size=3)
     assert sum(seen) == len(X) and ray_session.is_initialized()  # a Ray it did not start stays up
     local = solve_states(spec, X)
-    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
+    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "model_evaluations"):
         np.testing.assert_array_equal(getattr(local, field), getattr(distributed, field), err_msg=field)
 
 
@@ -218,7 +218,7 @@ def test_ray_isolates_reports_and_resamples_lost_solves(ray_session):
 
 @pytest.mark.ray
 def test_agent_on_ray_learns_what_it_learns_locally(ray_session):
-    settings = dict(horizon=5, n_samples=60, n_validation=10, net_arch=(8,), max_epochs=20, seed=0, checkpoint_dir=None)
+    settings = dict(horizon=5, n_samples=60, collect={"n_validation": 10}, network={"net_arch": (8,)}, fit={"max_epochs": 20}, seed=0, checkpoint_dir=None)
     local = DVP("dvp_rl/LinearQuadratic-v0", n_workers=2, **settings).learn(2)
     distributed = DVP("dvp_rl/LinearQuadratic-v0", parallel=ParallelConfig(backend="ray"), **settings).learn(2, progress_bar=True)
     assert distributed.num_timesteps == local.num_timesteps
@@ -252,8 +252,8 @@ def test_an_exception_of_the_env_in_a_worker_reaches_the_caller():
 
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_learn_raises_the_exception_of_the_env(n_workers):
-    agent = DVP(FAULTY_ID, env_kwargs={"raise_at": (RAISE,)}, horizon=5, n_samples=40, n_validation=10, net_arch=(8,),
-                max_epochs=10, seed=3, checkpoint_dir=None, n_workers=n_workers)  # fmt: skip
+    agent = DVP(FAULTY_ID, env_kwargs={"raise_at": (RAISE,)}, horizon=5, n_samples=40, collect={"n_validation": 10}, network={"net_arch": (8,)},
+                fit={"max_epochs": 10}, seed=3, checkpoint_dir=None, n_workers=n_workers)  # fmt: skip
     with pytest.raises(ValueError, match="user bug in _dynamics"):
         agent.learn(1)
 
@@ -270,7 +270,7 @@ def check_killed_worker(pool: SolverPool, died: str) -> None:
     states[6] = fresh[0]
     np.testing.assert_array_equal(batch.x0, states)
     reference = solve_states(SolveSpec("dvp_rl/LinearQuadratic-v0", {}, 5), states)
-    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
+    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "model_evaluations"):
         np.testing.assert_array_equal(getattr(batch, field), getattr(reference, field), err_msg=field)
 
 
@@ -289,7 +289,7 @@ def test_ray_worker_killed_mid_task_loses_only_its_state(ray_session):
 def test_a_run_whose_solves_are_lost_names_the_losses_not_max_iter():
     """Every state crashes its worker: the iteration fails with the reason, not with advice about max_iter."""
     grid = [(x, v) for x in np.arange(-2.0, 2.01, 0.5) for v in np.arange(-2.0, 2.01, 0.5) if (x, v) != (0.0, 0.0)]  # the goal is checked here
-    agent = DVP(FAULTY_ID, env_kwargs={"crash_at": grid}, horizon=5, n_samples=10, n_validation=5, net_arch=(8,), max_epochs=3,
+    agent = DVP(FAULTY_ID, env_kwargs={"crash_at": grid}, horizon=5, n_samples=10, collect={"n_validation": 5}, network={"net_arch": (8,)}, fit={"max_epochs": 3},
                 n_workers=2, seed=0, checkpoint_dir=None)  # fmt: skip
     with pytest.raises(RuntimeError, match=r"solves were lost \(its worker process died \(exit code 3\)\); raise the solve timeout"):
         agent.learn(1)
@@ -304,7 +304,7 @@ def test_pool_gives_the_same_dataset_as_one_process():
     with SolverPool(2) as pool:
         pooled = solve_states(spec, X, pool, progress=seen.append, chunk_size=5)
     assert sum(seen) == len(X)
-    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "n_transitions"):
+    for field in ("cost", "Vx", "Vxx", "iterations", "converged", "model_evaluations"):
         np.testing.assert_array_equal(getattr(local, field), getattr(pooled, field), err_msg=field)
 
 

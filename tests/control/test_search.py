@@ -31,9 +31,9 @@ def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the
     assert min(scores) < scores[0] - 10.0  # here a push beats the plain controller's swing-up
     best = candidates[int(np.argmin(scores))]
     np.testing.assert_array_equal(loop.us[: len(best)], np.array(best))
-    assert loop.n_transitions[0] > 10 * loop.n_transitions[1]  # the search runs at the first step only
+    assert loop.model_evaluations[0] > 10 * loop.model_evaluations[1]  # the search runs at the first step only
     searching.reset(0)
-    assert searching.step(x0).n_transitions == loop.n_transitions[0]  # a new episode searches again
+    assert searching.step(x0).model_evaluations == loop.model_evaluations[0]  # a new episode searches again
 
 
 def test_the_search_leaves_the_wrapped_controllers_other_envs_alone():

@@ -651,11 +651,11 @@ def test_dvp_plans_with_the_model_of_mpc_env_kwargs(tmp_path):
     from dvp_rl.agent import DVP
     from dvp_rl.control.mpc import MPCController
 
-    agent = DVP("Reacher-v5", mpc_env_kwargs={"rk_order": 2}, horizon=3, n_samples=10, n_validation=5, net_arch=(8,),
-                mpc_horizon=5, n_workers=1, checkpoint_dir=None, seed=0)  # fmt: skip
+    agent = DVP("Reacher-v5", mpc={"env_kwargs": {"rk_order": 2}, "horizon": 5}, horizon=3, n_samples=10, collect={"n_validation": 5},
+                network={"net_arch": (8,)}, n_workers=1, checkpoint_dir=None, seed=0)  # fmt: skip
     assert agent.system.rk_order == 4 and agent.controller().ocp.env.rk_order == 2
-    by_hand = MPCController(gym.make("dvp_rl/Reacher-v0", **agent.env_kwargs, rk_order=2), 5, None, max_iter=agent.max_iter, th_stop=agent.th_stop)
-    rk4 = MPCController(agent.system, 5, None, max_iter=agent.max_iter, th_stop=agent.th_stop)
+    by_hand = MPCController(gym.make("dvp_rl/Reacher-v0", **agent.env_kwargs, rk_order=2), 5, None, max_iter=agent.mpc.max_iter, th_stop=agent.mpc.th_stop, retry_cold=False)
+    rk4 = MPCController(agent.system, 5, None, max_iter=agent.mpc.max_iter, th_stop=agent.mpc.th_stop, retry_cold=False)
     obs, _ = gym.make("Reacher-v5").reset(seed=3)
     action, _ = agent.predict(obs)
     x = twin_for("Reacher-v5").observation_to_state(obs)
@@ -665,4 +665,4 @@ def test_dvp_plans_with_the_model_of_mpc_env_kwargs(tmp_path):
     agent.save(tmp_path / "agent.zip")
     assert DVP.load(tmp_path / "agent.zip").controller().ocp.env.rk_order == 2
     with pytest.raises(ValueError, match="rk_order must be one of"):
-        DVP("Reacher-v5", mpc_env_kwargs={"rk_order": 5}, n_workers=1, checkpoint_dir=None)
+        DVP("Reacher-v5", mpc={"env_kwargs": {"rk_order": 5}}, n_workers=1, checkpoint_dir=None)

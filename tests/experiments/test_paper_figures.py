@@ -34,13 +34,13 @@ def _fake_batch(rng, n=4000, nx=3):
     return BatchSolveResult(
         x0=rng.normal(size=(n, nx)), cost=rng.uniform(1.0, 3.0, n), Vx=rng.normal(size=(n, nx)) * [1.0, 10.0, 0.1],
         Vxx=np.zeros((n, nx, nx)), iterations=np.ones(n, dtype=int), converged=np.ones(n, dtype=bool),
-        us=np.zeros((n, 1, 2)), n_transitions=np.ones(n, dtype=int), x_final=np.zeros((n, nx)),
+        us=np.zeros((n, 1, 2)), model_evaluations=np.ones(n, dtype=int), x_final=np.zeros((n, nx)),
     )  # fmt: skip
 
 
 def test_noise_only_on_the_first_fit_at_the_requested_level(rng):
     batch = _fake_batch(rng)
-    agent = NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=0.1, noise_seed=0, n_samples=10, n_validation=2, n_workers=1, checkpoint_dir=None)
+    agent = NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=0.1, noise_seed=0, n_samples=10, collect={"n_validation": 2}, n_workers=1, checkpoint_dir=None)
     V, Vx, Vxx = agent._targets(batch.x0, batch)
     rel_V = np.mean((V - batch.cost) ** 2) / np.mean(batch.cost**2)
     rel_Vx = np.mean((Vx - batch.Vx) ** 2, axis=0) / np.mean(batch.Vx**2, axis=0)
@@ -51,7 +51,7 @@ def test_noise_only_on_the_first_fit_at_the_requested_level(rng):
     agent.iteration = 1  # later iterations fit the DDP's own values
     V, Vx, _ = agent._targets(batch.x0, batch)
     assert V is batch.cost and Vx is batch.Vx
-    clean = NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=0.0, n_samples=10, n_validation=2, n_workers=1, checkpoint_dir=None)
+    clean = NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=0.0, n_samples=10, collect={"n_validation": 2}, n_workers=1, checkpoint_dir=None)
     assert clean._targets(batch.x0, batch)[0] is batch.cost
     with pytest.raises(ValueError, match="noise_level"):
-        NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=-1.0, n_samples=10, n_validation=2, n_workers=1)
+        NoisyFirstFitDVP("dvp_rl/Unicycle-v0", noise_level=-1.0, n_samples=10, collect={"n_validation": 2}, n_workers=1)

@@ -68,7 +68,7 @@ def test_value_errors_definitions():
 def test_eval_callback_logs_errors_that_shrink(tmp_path):
     X = make_unwrapped("dvp_rl/Unicycle-v0").sample_states(30, 11)
     truth = ground_truth("dvp_rl/Unicycle-v0", X, horizon=100, cache_dir=tmp_path)
-    agent = DVP("dvp_rl/Unicycle-v0", horizon=20, n_samples=150, max_epochs=40, polish_steps=50, seed=0, checkpoint_dir=None)
+    agent = DVP("dvp_rl/Unicycle-v0", horizon=20, n_samples=150, fit={"max_epochs": 40, "polish_steps": 50}, seed=0, checkpoint_dir=None)
     callback = GroundTruthEvalCallback(truth)
     agent.learn(3, callback=callback)
     errors = [h[2].value_rel_mse for h in callback.history]

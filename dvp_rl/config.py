@@ -1,0 +1,90 @@
+"""Argument checks shared by the public constructors: integers that are integers, and config values.
+
+A settings group that travels together is one frozen dataclass (``FitConfig``, ``MPCConfig``,
+``ParallelConfig``, ...), given as the class itself, a dict of its fields or ``None``; these
+helpers turn the three into one value with clear errors. No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+C = TypeVar("C")
+
+
+def integer(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (``>= minimum`` when given); a float is accepted only when integral, a bool never.
+
+    :raises ValueError: naming ``name``, for anything else (no silent truncation: ``2.5`` is refused)
+    """
+    bound = "" if minimum is None else f" >= {minimum}"
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer, float, np.floating))
+    if not ok or not math.isfinite(float(value)) or not float(value).is_integer() or (minimum is not None and int(value) < minimum):
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    return int(value)
+
+
+def positive(name: str, value: Any) -> float:
+    """``value`` as a finite float > 0, or a ``ValueError`` naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, (bool, np.bool_)) or not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def as_config(cls: type[C], value: Any, name: str, base: C | None = None) -> C:
+    """A ``cls`` instance from ``value``: an instance as it is; a mapping of field values over ``base``
+    (or over ``cls()``'s defaults); ``None``: ``base`` (or ``cls()``).
+
+    :raises ValueError: a mapping with keys that are not fields of ``cls`` (the fields are listed)
+    :raises TypeError: any other kind of value
+    """
+    if isinstance(value, cls):
+        return value
+    if value is None:
+        return base if base is not None else cls()
+    if isinstance(value, Mapping):
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"{name}: unknown {cls.__name__} field(s) {unknown}; its fields are {sorted(fields)}")
+        return dataclasses.replace(base, **value) if base is not None else cls(**value)  # type: ignore[type-var]
+    raise TypeError(f"{name} must be a {cls.__name__}, a dict of its fields or None, got {type(value).__name__}")
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a dict of its fields, nested configs as dicts, tuples as lists (JSON-ready
+    when the fields are); fields declared with ``metadata={"save": False}`` (callbacks) are left out."""
+    out = {}
+    for f in dataclasses.fields(config):
+        if not f.metadata.get("save", True):
+            continue
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = config_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
+
+
+def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings merged key by key at every depth (a config section given
+    in part keeps the rest of ``base``'s section); other values replace."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
