@@ -118,7 +118,7 @@ def idp_state_to_observation(state: Any) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _reacher_twin() -> Any:
-    from envs.mjcf import ReacherTwin  # the mujoco extra: imported when a Reacher observation is mapped
+    from envs.mjcf.reacher import ReacherTwin  # the mujoco extra: imported when a Reacher observation is mapped
 
     return ReacherTwin()
 
