@@ -25,8 +25,12 @@ register(id="dvp_rl/CartPole-v0", entry_point="envs.cartpole:CartPoleEnv", max_e
 register(id="dvp_rl/Unicycle-v0", entry_point="envs.unicycle:UnicycleEnv", max_episode_steps=100)
 register(id="dvp_rl/LinearQuadratic-v0", entry_point="envs.linear_quadratic:LinearQuadraticEnv", max_episode_steps=200)
 # twins of Gymnasium's MuJoCo envs, built from their MJCF files (the mujoco extra); time limits as theirs
-register(id="dvp_rl/InvertedDoublePendulum-v0", entry_point="envs.mjcf:InvertedDoublePendulumTwin", max_episode_steps=1000)
-register(id="dvp_rl/Reacher-v0", entry_point="envs.mjcf:ReacherTwin", max_episode_steps=50)
+register(
+    id="dvp_rl/InvertedDoublePendulum-v0",
+    entry_point="envs.mjcf.inverted_double_pendulum:InvertedDoublePendulumTwin",
+    max_episode_steps=1000,
+)
+register(id="dvp_rl/Reacher-v0", entry_point="envs.mjcf.reacher:ReacherTwin", max_episode_steps=50)
 
 #: the ids registered by this package
 ENV_IDS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0", "dvp_rl/LinearQuadratic-v0")

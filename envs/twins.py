@@ -53,6 +53,15 @@ def _as_observations(observation: Any, size: int, real_id: str) -> np.ndarray:
     return obs
 
 
+def _check_unit_circle(cos: np.ndarray, sin: np.ndarray, real_id: str, what: str, observation: Any) -> None:
+    radius_error = np.abs(cos * cos + sin * sin - 1.0)
+    if np.any(radius_error > UNIT_CIRCLE_TOLERANCE):
+        raise ValueError(
+            f"{real_id} observation {what} off the unit circle: |cos^2 + sin^2 - 1| = {radius_error.max():.3g} > "
+            f"{UNIT_CIRCLE_TOLERANCE:g}, got {observation}"
+        )
+
+
 def pendulum_observation_to_state(observation: Any) -> np.ndarray:
     """Pendulum-v1 observation ``(cos th, sin th, thdot)`` -> twin state ``(th, thdot)``, th in [-pi, pi].
 
@@ -64,12 +73,7 @@ def pendulum_observation_to_state(observation: Any) -> np.ndarray:
     """
     obs = _as_observations(observation, 3, "Pendulum-v1")
     cos, sin, speed = obs[..., 0], obs[..., 1], obs[..., 2]
-    radius_error = np.abs(cos * cos + sin * sin - 1.0)
-    if np.any(radius_error > UNIT_CIRCLE_TOLERANCE):
-        raise ValueError(
-            f"Pendulum-v1 observation (cos th, sin th, thdot) off the unit circle: |cos^2 + sin^2 - 1| = "
-            f"{radius_error.max():.3g} > {UNIT_CIRCLE_TOLERANCE:g}, got {observation}"
-        )
+    _check_unit_circle(cos, sin, "Pendulum-v1", "(cos th, sin th, thdot)", observation)
     if np.any(np.abs(speed) > PENDULUM_MAX_SPEED):
         raise ValueError(f"Pendulum-v1 observation speed beyond its bound {PENDULUM_MAX_SPEED:g}: got {observation}")
     return np.stack([np.arctan2(sin, cos), speed], axis=-1)
@@ -83,15 +87,6 @@ def pendulum_state_to_observation(state: Any) -> np.ndarray:
     """
     x = _as_observations(state, 2, "twin pendulum state")
     return np.stack([np.cos(x[..., 0]), np.sin(x[..., 0]), x[..., 1]], axis=-1).astype(np.float32)
-
-
-def _check_unit_circle(cos: np.ndarray, sin: np.ndarray, real_id: str, what: str, observation: Any) -> None:
-    radius_error = np.abs(cos * cos + sin * sin - 1.0)
-    if np.any(radius_error > UNIT_CIRCLE_TOLERANCE):
-        raise ValueError(
-            f"{real_id} observation {what} off the unit circle: |cos^2 + sin^2 - 1| = {radius_error.max():.3g} > "
-            f"{UNIT_CIRCLE_TOLERANCE:g}, got {observation}"
-        )
 
 
 def idp_observation_to_state(observation: Any) -> np.ndarray:
@@ -123,7 +118,7 @@ def idp_state_to_observation(state: Any) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _reacher_twin() -> Any:
-    from envs.mjcf import ReacherTwin  # the mujoco extra: imported when a Reacher observation is mapped
+    from envs.mjcf.reacher import ReacherTwin  # the mujoco extra: imported when a Reacher observation is mapped
 
     return ReacherTwin()
 

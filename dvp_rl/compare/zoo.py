@@ -156,7 +156,7 @@ class Reference(NamedTuple):
 #: Gymnasium id -> ``c`` where its reward per step is ``c - twin cost`` (absent: 0, the twin's cost is
 #: ``-reward``). InvertedDoublePendulum-v5: the alive bonus 10 less the distance penalty (2 - 1.2)^2
 #: of the upright tip (the twin's cost is the regret against the best reward,
-#: :class:`envs.mjcf.InvertedDoublePendulumTwin`). A critic of the reward's discounted return ``Q``
+#: :class:`envs.mjcf.inverted_double_pendulum.InvertedDoublePendulumTwin`). A critic of the reward's discounted return ``Q``
 #: is a cost-to-go ``c / (1 - gamma) - Q`` in the twin's cost.
 REWARD_OFFSETS: dict[str, float] = {"InvertedDoublePendulum-v5": 10.0 - (2.0 - 1.2) ** 2}
 

@@ -198,7 +198,7 @@ def test_unknown_ids_list_the_supported_ones():
             twin_for(env_id)
     with pytest.raises(ValueError, match="CartPole-v1"):
         twin_for(gym.make("CartPole-v1"))
-    assert sorted(TWINS) == ["InvertedDoublePendulum-v5", "Pendulum-v1", "Reacher-v5"]  # the MuJoCo ones: tests/envs/test_mujoco_twins.py
+    assert sorted(TWINS) == ["InvertedDoublePendulum-v5", "Pendulum-v1", "Reacher-v5"]  # the MuJoCo ones: tests/envs/test_twins_mujoco.py
 
 
 def test_real_env_arguments_are_modelled_or_refused():
