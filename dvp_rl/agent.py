@@ -155,6 +155,8 @@ class DVP:
         self.env, self.twin = resolved.env, resolved.twin
         self.env_id, self.env_kwargs = resolved.env_id, dict(resolved.env_kwargs)
         self.user_id, self.user_kwargs = resolved.user_id, dict(resolved.user_kwargs)
+        #: the acting env's actions of the model's controls (its wrappers' maps, clipped to its action space)
+        self.action_map = resolved.action_map
         self.system: DifferentiableEnv = unwrap(self.env if self.twin is None else envs.make(self.env_id, self.env_kwargs))
         tuned = dvp_defaults(self.user_id)
         pick = lambda name, given: given if given is not None else tuned.get(name, GENERIC[name])  # noqa: E731
@@ -514,13 +516,15 @@ class DVP:
         :param observation: observation(s) of the env the agent acts in, (n_obs,) or (n_envs, n_obs):
             the state itself for a dvp_rl env, the real env's observation for a twin (e.g.
             Pendulum-v1's ``(cos th, sin th, thdot)``, mapped to the twin's state)
-        :return: ``(action, None)`` with ``action`` (nu,) or (n_envs, nu), ``float32``, inside the action space
+        :return: ``(action, None)`` with ``action`` (nu,) or (n_envs, nu), ``float32``, inside the action
+            space of the env the agent acts in (the model's controls through its wrappers' maps, e.g.
+            ``RescaleAction``'s, see :attr:`action_map`)
         :raises ValueError: an observation of the wrong shape, not finite or outside the twin's domain
         """
         obs, single = self._check_observation(observation)
         if self._controller is None or self._controller_iteration != self.iteration:
             self._controller, self._controller_iteration = self.controller(), self.iteration
-        actions = self._controller.predict(obs, episode_start).astype(np.float32)
+        actions = self.action_map(self._controller.predict(obs, episode_start)).astype(np.float32)
         return (actions[0] if single else actions), None
 
     def value(self, states: np.ndarray) -> np.ndarray:

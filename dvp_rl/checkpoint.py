@@ -292,7 +292,7 @@ def save_agent(agent: Any, path: str | os.PathLike) -> Path:
         "class": type(agent).__name__,
         "env_id": agent.env_id,
         "env_kwargs": jsonable(agent.env_kwargs),
-        "real_env": None if agent.twin is None else {"id": agent.user_id, "kwargs": jsonable(agent.user_kwargs)},
+        "real_env": {"id": agent.user_id, "kwargs": jsonable(agent.user_kwargs)},
         "parallel": jsonable(dataclasses.asdict(agent.parallel)),
         "hyperparameters": jsonable(agent.hyperparameters()),
         "net_config": agent.value_net.config,
@@ -334,6 +334,35 @@ def settings_of_format_1(hyper: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _check_same_task(path: str | os.PathLike, agent: Any, data: dict[str, Any], saved_kwargs: Any) -> None:
+    """A file loaded into an env of the caller's: the model it learned on must be the env's (same
+    dynamics, cost and bounds, :func:`envs.base.model_difference`), or the value is another task's;
+    another episode length is only warned about (SB3 loads a model into any env of its spaces)."""
+    import gymnasium as gym
+
+    import envs
+    from envs.base import model_difference
+
+    try:
+        saved = envs.make(data["env_id"], data.get("env_kwargs") or {}).unwrapped
+    except (ValueError, TypeError, gym.error.Error) as exc:
+        raise CheckpointError(f"{path}'s env {data['env_id']!r} with {data.get('env_kwargs')} cannot be made to compare ({exc})") from exc
+    difference = model_difference(saved, agent.system)
+    if difference is not None:
+        raise CheckpointError(
+            f"{path} learned the value of another model than this env's ({data['env_id']} with {data.get('env_kwargs')} against "
+            f"{agent.env_id} with {agent.env_kwargs}): {difference}"
+        )
+    saved_steps = (saved_kwargs or {}).get("max_episode_steps") if isinstance(saved_kwargs, dict) else None
+    user_id = data["real_env"]["id"] if isinstance(data.get("real_env"), dict) else data["env_id"]
+    if saved_steps is None and user_id in gym.registry:
+        saved_steps = gym.registry[user_id].max_episode_steps
+    spec = getattr(agent.env, "spec", None)
+    steps = getattr(spec, "max_episode_steps", None)
+    if saved_steps is not None and steps is not None and int(saved_steps) != int(steps):
+        logger.warning("%s was trained for episodes of %s steps; this env's last %s (the value does not depend on it)", path, saved_steps, steps)
+
+
 def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module_import: bool = False, **kwargs: Any) -> Any:
     """Load an agent of class ``cls`` saved by :func:`save_agent`.
 
@@ -358,9 +387,10 @@ def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module
         saved_id, saved_kwargs = (real["id"], real["kwargs"]) if real else (data["env_id"], data.get("env_kwargs"))
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is damaged: its real_env entry is not {{'id', 'kwargs'}} ({exc})") from exc
-    if env is None and not allow_module_import and ":" in str(saved_id):
+    importing = [str(i) for i in (saved_id, data["env_id"]) if ":" in str(i)]
+    if importing and not allow_module_import and env is None:
         raise CheckpointError(
-            f"{path} names the env {saved_id!r}, which would import the module {str(saved_id).split(':')[0]!r}; "
+            f"{path} names the env {importing[0]!r}, which would import the module {importing[0].split(':')[0]!r}; "
             "pass allow_module_import=True if you trust the file, or env=... to load it into an env you made"
         )
     try:
@@ -375,6 +405,8 @@ def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module
         raise CheckpointError(f"{path} is incompatible with this env or dvp_rl version ({type(exc).__name__}: {exc})") from exc
     if agent.env_id != data["env_id"]:
         raise CheckpointError(f"{path} was trained on {data['env_id']!r}, not {agent.env_id!r}")
+    if env is not None:
+        _check_same_task(path, agent, data, saved_kwargs)
     check_contents(state_dict, arrays, agent.system.nx, source=path)
     net = data.get("net_config") or {}
     saved_net = (net.get("kind"), net.get("nx"), tuple(net.get("angle_dims", ())))

@@ -524,3 +524,28 @@ def uniform_box(n: int, low: np.ndarray, high: np.ndarray, rng: np.random.Genera
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low <= high)):
         raise ValueError(f"the start box must be finite with low <= high, got low={low}, high={high}")
     return as_generator(rng).uniform(low, high, size=(int(n), low.size))
+
+
+def model_difference(a: DifferentiableEnv, b: DifferentiableEnv, n: int = 8, seed: int = 0, rtol: float = 1e-9) -> str | None:
+    """How two differentiable envs' models differ, or ``None`` when they agree: sizes, time step and
+    control bounds, then the dynamics, running cost and terminal cost at ``n`` states of ``a``'s
+    start distribution and controls drawn inside the bounds (relative tolerance ``rtol``).
+
+    A value learned on one env is the value of another only when this is ``None`` (their start
+    distributions may differ: a value does not depend on where episodes start).
+    """
+    if (a.nx, a.nu) != (b.nx, b.nu):
+        return f"(nx, nu) = {(a.nx, a.nu)} against {(b.nx, b.nu)}"
+    if a.dt != b.dt:
+        return f"dt = {a.dt} against {b.dt}"
+    if not (np.array_equal(a.action_low, b.action_low) and np.array_equal(a.action_high, b.action_high)):
+        return f"control bounds {a.action_low}..{a.action_high} against {b.action_low}..{b.action_high}"
+    rng = np.random.default_rng(seed)
+    for x in a.sample_states(n, rng):
+        u = rng.uniform(a.action_low, a.action_high)
+        pairs = (("dynamics", a.dynamics(x, u), b.dynamics(x, u)), ("cost", a.cost(x, u), b.cost(x, u)),
+                 ("terminal cost", a.terminal_cost(x), b.terminal_cost(x)))  # fmt: skip
+        for what, left, right in pairs:
+            if not np.allclose(left, right, rtol=rtol, atol=rtol):
+                return f"the {what} at x = {np.round(x, 4)}, u = {np.round(u, 4)}: {np.round(left, 6)} against {np.round(right, 6)}"
+    return None

@@ -284,6 +284,8 @@ def twin_for(real: str | gym.Env, **make_kwargs: Any) -> Twin:
     entry = TWINS.get(real_id)
     if entry is None:
         raise ValueError(f"no differentiable twin of {real_id!r}; supported ids: {list(TWINS)}")
+    if "max_episode_steps" in kwargs:  # a time limit of gymnasium.make: the twin's episodes last as long
+        max_steps = kwargs.pop("max_episode_steps")
     unknown = sorted(set(kwargs) - set(entry.make_kwargs) - set(entry.ignored_kwargs))
     if unknown:
         raise ValueError(
@@ -312,7 +314,8 @@ class ResolvedEnv:
     :param env_kwargs: its ``gymnasium.make`` arguments (for a twin: its arguments plus its training
         arguments, :attr:`TwinSpec.training_kwargs`)
     :param user_id: the id of the env the agent acts in
-    :param user_kwargs: its ``gymnasium.make`` arguments
+    :param user_kwargs: its ``gymnasium.make`` arguments, its time limit included when it is not the registration's
+    :param action_map: the env's actions of the model's controls, through its wrappers (:func:`envs.wrappers.action_map`)
     :param twin: the twin, when the agent acts in a Gymnasium env of its own (``None`` for a dvp_rl env)
     """
 
@@ -321,22 +324,26 @@ class ResolvedEnv:
     env_kwargs: Mapping[str, Any]
     user_id: str
     user_kwargs: Mapping[str, Any]
+    action_map: Any
     twin: Twin | None = None
 
 
 def resolve_env(env: str | gym.Env, env_kwargs: Mapping[str, Any] | None = None) -> ResolvedEnv:
     """Resolve an agent's ``env`` argument: a dvp_rl id or env (learned on directly), or a Gymnasium
-    id or env with a twin (learned on the twin, acted in as it is).
+    id or env with a twin (learned on the twin, acted in as it is), through exact wrappers only.
 
     :param env: an id (made with ``env_kwargs``) or an env made with ``gymnasium.make`` (its spec
-        gives the id and arguments, which the agent's solver workers rebuild it from)
+        gives the id and arguments, which the agent's solver workers rebuild it from), possibly
+        wrapped (:func:`envs.wrappers.action_map` says which wrappers are exact)
     :param env_kwargs: ``gymnasium.make`` arguments of an id; with an env instance only for a
         dvp_rl env (they are added to its spec's)
     :raises ValueError: an unknown id, an env without a spec, ``env_kwargs`` with a Gymnasium env
-        instance, or a Gymnasium env without a twin (see :func:`twin_for`)
+        instance, a Gymnasium env without a twin (see :func:`twin_for`), or a wrapper that changes
+        what the agent sees, does or is scored by
     """
     from envs import make
     from envs.base import DifferentiableEnv
+    from envs.wrappers import action_map
 
     if isinstance(env, str):
         made, env_id, kwargs = make(env, dict(env_kwargs or {})), env, dict(env_kwargs or {})
@@ -345,9 +352,13 @@ def resolve_env(env: str | gym.Env, env_kwargs: Mapping[str, Any] | None = None)
         if spec is None:
             raise ValueError("an agent rebuilds the env in its solvers from env.spec: make it with gymnasium.make(id, **kwargs)")
         made, env_id, kwargs = env, spec.id, {**dict(spec.kwargs), **dict(env_kwargs or {})}
+        registered = gym.registry[spec.id].max_episode_steps if spec.id in gym.registry else None
+        if spec.max_episode_steps is not None and spec.max_episode_steps != registered:
+            kwargs["max_episode_steps"] = spec.max_episode_steps
     if isinstance(made.unwrapped, DifferentiableEnv):
-        return ResolvedEnv(made, env_id, kwargs, env_id, kwargs)
+        model_kwargs = {k: v for k, v in kwargs.items() if k != "max_episode_steps"}
+        return ResolvedEnv(made, env_id, model_kwargs, env_id, kwargs, action_map(made))
     if env_kwargs and not isinstance(env, str):
         raise ValueError("env_kwargs go with an env id; the twin of an env instance takes its arguments from the env")
     twin = twin_for(made)
-    return ResolvedEnv(made, twin.twin_id, {**twin.twin_kwargs, **twin.training_kwargs}, env_id, kwargs, twin)
+    return ResolvedEnv(made, twin.twin_id, {**twin.twin_kwargs, **twin.training_kwargs}, env_id, kwargs, action_map(made), twin)

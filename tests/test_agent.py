@@ -248,3 +248,68 @@ def _fast_pendulum():
     env = gym.make("Pendulum-v1")
     env.unwrapped.max_speed = 20.0
     return env
+
+
+def tiny_pendulum_v1(env, **kwargs) -> DVP:
+    settings = dict(horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)}, fit={"max_epochs": 3, "polish_steps": 0},
+                    mpc={"search": None, "horizon": 5}, n_workers=1, seed=0, checkpoint_dir=None)  # fmt: skip
+    return DVP(env, **{**settings, **kwargs})
+
+
+def test_an_agent_acts_through_rescale_action_in_the_wrappers_units():
+    import gymnasium as gym
+    from gymnasium.wrappers import RescaleAction
+
+    real = RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
+    agent = tiny_pendulum_v1(real).learn(1)
+    obs, _ = real.reset(seed=4)
+    action, _ = agent.predict(obs)
+    x = agent.twin.observation_to_state(obs)
+    torque = agent.controller().step(x).action
+    np.testing.assert_allclose(action, torque / 2.0, rtol=1e-6)  # before: the torque itself, on a Box(-1, 1)
+    assert real.action_space.contains(action)
+
+
+def test_a_planning_model_with_wider_bounds_never_acts_outside_the_env():
+    import gymnasium as gym
+
+    agent = tiny_pendulum_v1("Pendulum-v1", mpc={"search": None, "horizon": 5, "env_kwargs": {"max_torque": 5.0}})
+    real = gym.make("Pendulum-v1")
+    obs, _ = real.reset(seed=0)
+    for _ in range(5):
+        action, _ = agent.predict(obs)
+        assert real.action_space.contains(action)  # before: -5.0 on Pendulum-v1's Box(-2, 2)
+        obs, *_ = real.step(action)
+
+
+def test_wrappers_that_change_observations_are_refused_by_name():
+    import gymnasium as gym
+    from gymnasium.wrappers import NormalizeObservation, TransformObservation
+
+    real = gym.make("Pendulum-v1")
+    halved = TransformObservation(real, lambda o: o * np.array([1, 1, 0.5], dtype=np.float32), real.observation_space)
+    with pytest.raises(ValueError, match="the wrapper TransformObservation"):
+        tiny_pendulum_v1(halved)
+    with pytest.raises(ValueError, match="the wrapper NormalizeObservation"):
+        tiny_pendulum_v1(NormalizeObservation(gym.make("Pendulum-v1")))
+
+
+def test_loading_onto_another_model_is_refused_and_another_episode_length_warned(tmp_path, caplog):
+    import gymnasium as gym
+
+    path = tiny_pendulum_v1("Pendulum-v1").learn(1).save(tmp_path / "v1.zip")
+    with pytest.raises(CheckpointError, match=r"another model than this env's.*the cost"):  # before: loaded onto the tip cost
+        DVP.load(path, env="dvp_rl/Pendulum-v0", n_workers=1)
+    with pytest.raises(CheckpointError, match=r"another model than this env's.*the dynamics"):  # before: loaded at g=9.81
+        DVP.load(path, env=gym.make("Pendulum-v1", g=9.81), n_workers=1)
+    with caplog.at_level("WARNING"):
+        loaded = DVP.load(path, env=gym.make("Pendulum-v1", max_episode_steps=50), n_workers=1)
+    assert "episodes of 200 steps; this env's last 50" in caplog.text
+    assert loaded.get_env().envs[0].spec.max_episode_steps == 50  # before: the registration's 200
+
+
+def test_get_env_keeps_the_time_limit_of_the_env_given():
+    import gymnasium as gym
+
+    agent = tiny_pendulum_v1(gym.make("Pendulum-v1", max_episode_steps=50))
+    assert agent.twin.max_episode_steps == 50 and agent.get_env().envs[0].spec.max_episode_steps == 50

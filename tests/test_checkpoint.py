@@ -249,7 +249,7 @@ def test_loading_never_imports_a_module_the_file_names(tmp_path, monkeypatch):
     (tmp_path / "planted_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     path = tiny_dvp(checkpoint_dir=None).save(tmp_path / "agent.zip")
-    crafted = edited(path, env_id="planted_module:dvp_rl/LinearQuadratic-v0")
+    crafted = edited(path, env_id="planted_module:dvp_rl/LinearQuadratic-v0", real_env={"id": "planted_module:dvp_rl/LinearQuadratic-v0", "kwargs": {}})
     with pytest.raises(CheckpointError, match="allow_module_import=True"):
         DVP.load(crafted)
     assert not marker.exists() and "planted_module" not in sys.modules
@@ -268,7 +268,7 @@ def test_damaged_contents_are_refused_at_load_time(tmp_path):
         DVP.load(replace_entry(path, "arrays.npz", buffer.getvalue()))
     pendulum = tiny_dvp("dvp_rl/Pendulum-v0", checkpoint_dir=None).save(tmp_path / "pendulum.zip")
     with pytest.raises(CheckpointError, match="does not fit dvp_rl/LinearQuadratic-v0"):  # same nx, other env
-        DVP.load(edited(pendulum, env_id="dvp_rl/LinearQuadratic-v0", env_kwargs={}))
+        DVP.load(edited(pendulum, env_id="dvp_rl/LinearQuadratic-v0", env_kwargs={}, real_env={"id": "dvp_rl/LinearQuadratic-v0", "kwargs": {}}))
     with pytest.raises(CheckpointError, match="batch_size"):
         hyper = read_checkpoint(path)[0]["hyperparameters"]
         DVP.load(edited(path, hyperparameters={**hyper, "fit": {**hyper["fit"], "batch_size": 0}}))
