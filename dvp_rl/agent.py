@@ -568,9 +568,10 @@ class DVP:
 
 
 def checked_goal(system: Any) -> np.ndarray | None:
-    """``system.goal_state`` as an array (nx,), checked to be a zero-cost equilibrium; ``None`` if the env has none.
+    """``system.goal_state`` as an array (nx,), checked to be a zero-cost equilibrium under its
+    ``goal_control`` (zero control when the env has none); ``None`` if the env has no goal state.
 
-    :raises ValueError: when the state has the wrong shape, is not finite, moves under zero
+    :raises ValueError: when the state has the wrong shape, is not finite, moves under its goal
         control, or costs anything (running or terminal)
     """
     goal = getattr(system, "goal_state", None)
@@ -578,12 +579,13 @@ def checked_goal(system: Any) -> np.ndarray | None:
         return None
     name = type(system).__name__
     goal = system.check_state(goal, "goal_state")  # float64, shape (nx,), finite
-    u = np.zeros(system.nu)
+    held = getattr(system, "goal_control", None)
+    u = np.zeros(system.nu) if held is None else system.check_control(held, "goal_control")
     drift = float(np.max(np.abs(system.dynamics(goal, u) - goal)))
     cost, terminal = float(system.cost(goal, u)), float(system.terminal_cost(goal))
     if drift > 1e-9 or abs(cost) > 1e-10 or abs(terminal) > 1e-10:
         raise ValueError(
-            f"{name}.goal_state {goal} is not a zero-cost equilibrium (zero control moves it by {drift:.3g}, running cost "
+            f"{name}.goal_state {goal} is not a zero-cost equilibrium (its goal_control {u} moves it by {drift:.3g}, running cost "
             f"{cost:.3g}, terminal cost {terminal:.3g}); set goal_state = None or DVP(collect={{'anchor_goal': False}})"
         )
     return goal

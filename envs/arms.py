@@ -249,9 +249,9 @@ class ArmReachEnv(CrocoddylEnv):
     start distribution come within 1 cm of the goal in about 1 s (at most ~1.2 s), within a few mm by
     1.5 s, and rest there, with torques below the effort limits and speeds below the velocity
     barriers (``tests/envs/test_arms.py`` checks a plan). At rest at the goal with ``u = g(q)`` the
-    cost is exactly 0 and the state stays put (to the goal's 1e-10 m/s^2 drift); the package's
-    ``goal_state`` is nevertheless ``None``: it means a state that *zero* control keeps still,
-    which gravity breaks here. Every residual but the state's is nonlinear: ``Lxx`` is Crocoddyl's
+    cost is exactly 0 and the state stays put (to the goal's 1e-10 m/s^2 drift): ``goal_state`` (the
+    nominal pose with the goal at its end effector) and ``goal_control`` (its gravity torques) are
+    such an equilibrium, where DVP anchors its value targets. Every residual but the state's is nonlinear: ``Lxx`` is Crocoddyl's
     Gauss-Newton ``R_x^T W R_x`` (``gauss_newton_hessian``). Terminal cost: ``w_terminal`` times the
     state part (distance, velocity, barriers; no ``dt``), none by default.
 
@@ -300,9 +300,6 @@ class ArmReachEnv(CrocoddylEnv):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 100}
     gauss_newton_hessian = True
     angle_dims = ()  # the joints are limited, not wrapped
-    # goal_state stays None: at the goal at rest the cost is 0 only with u = g(q); the package's
-    # goal_state must be still under zero control (dvp_rl.agent.checked_goal), which gravity breaks
-    goal_state = None
     value_horizon = 200  # 2 s: within 1 cm by ~1 s, a few mm by 1.5 s, under 1 mm (a cost rate of 1e-5) by 2 s
     ddp_guesses = ("hold",)
 
@@ -441,6 +438,20 @@ class ArmReachEnv(CrocoddylEnv):
         data = self._pin_data
         points = [data.oMi[j].translation for j in range(2, self.pin_model.njoints)] + [data.oMf[self.arm.ee_frame].translation]
         return np.vstack([np.zeros(3), np.array(points) + x[:3]])
+
+    @property
+    def goal_state(self) -> tuple[float, ...]:  # type: ignore[override]
+        """The nominal configuration at rest with the goal at its end effector: a zero-cost equilibrium
+        under :attr:`goal_control` (where the optimal value is 0)."""
+        x = np.zeros(self.nx)
+        x[3 : 3 + self.n_joints] = self.arm.spec.nominal
+        x[:3] = self.ee_position(x)  # with the goal at 0, the end effector's position in the base frame
+        return tuple(float(v) for v in x)
+
+    @property
+    def goal_control(self) -> tuple[float, ...]:  # type: ignore[override]
+        """Gravity compensation at :attr:`goal_state`: the torques that hold it still at zero cost."""
+        return tuple(float(v) for v in self.gravity_torques(np.array(self.goal_state)))
 
     def gravity_torques(self, x: np.ndarray) -> np.ndarray:
         """``g(q)``: the arm's joint torques that hold it still at state ``x`` (nx,) (N m), shape (n,)."""

@@ -132,9 +132,12 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     #: where the task has local optima
     ddp_guesses: tuple[str, ...] = ("hold",)
     #: a zero-cost equilibrium, where the optimal value is 0 at every horizon and discount:
-    #: ``dynamics(goal, 0) = goal``, ``cost(goal, 0) = 0``, ``terminal_cost(goal) = 0`` (``None``: none
-    #: known). DVP anchors its undiscounted value targets there (``DVP(anchor_goal=True)``).
+    #: ``dynamics(goal, u_goal) = goal``, ``cost(goal, u_goal) = 0``, ``terminal_cost(goal) = 0`` with
+    #: ``u_goal`` the :attr:`goal_control` (``None``: none known). DVP anchors its undiscounted value
+    #: targets there (``DVP(collect={"anchor_goal": True})``).
     goal_state: tuple[float, ...] | None = None
+    #: the control that holds :attr:`goal_state` still at zero cost (``None``: zero control)
+    goal_control: tuple[float, ...] | None = None
 
     nx: int
     nu: int

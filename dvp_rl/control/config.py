@@ -52,6 +52,8 @@ class MPCConfig:
     :param guesses: named initial guesses also solved (:data:`dvp_rl.control.ocp.GUESSES`)
     :param guess_margin: solve the guesses only when the plan costs more than the learned value + this
     :param guess_when: ``"every_step"`` or ``"restart"`` (see :class:`~dvp_rl.control.mpc.MPCController`)
+    :param time_budget: seconds a control step may take (``None``: no limit; see
+        :class:`~dvp_rl.control.mpc.MPCController`): e.g. the env's control period
     :param search: a first-step search around the controller (:class:`SearchConfig` or a dict of its fields)
     :param env_kwargs: arguments of the model the controller plans with, over those of the env DVP
         learns on (e.g. ``{"rk_order": 2}``: a MuJoCo twin's cheaper integrator); the model must
@@ -66,6 +68,7 @@ class MPCConfig:
     guesses: tuple[str, ...] = ()
     guess_margin: float | None = None
     guess_when: str = "every_step"
+    time_budget: float | None = None
     search: SearchConfig | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
@@ -85,6 +88,8 @@ class MPCConfig:
             raise ValueError(f"mpc.guess_margin must be >= 0 or None, got {self.guess_margin}")
         if self.guess_when not in GUESS_WHEN:
             raise ValueError(f"mpc.guess_when must be one of {GUESS_WHEN}, got {self.guess_when!r}")
+        if self.time_budget is not None and not (math.isfinite(float(self.time_budget)) and float(self.time_budget) > 0):
+            raise ValueError(f"mpc.time_budget must be a finite number of seconds > 0 or None, got {self.time_budget!r}")
         if self.search is not None:
             object.__setattr__(self, "search", as_config(SearchConfig, self.search, "mpc.search"))
         if not isinstance(self.env_kwargs, Mapping):
@@ -98,7 +103,7 @@ class MPCConfig:
         margin = self.guess_margin if isinstance(terminal, NetworkArrays) else None
         controller = MPCController(
             env, self.horizon or horizon, terminal, gamma, self.max_iter or max_iter, self.th_stop or th_stop,
-            self.retry_cold, self.guesses, margin, self.guess_when,
+            self.retry_cold, self.guesses, margin, self.guess_when, self.time_budget,
         )  # fmt: skip
         if self.search is None:
             return controller

@@ -38,7 +38,8 @@ class MPCStep(NamedTuple):
     first control it is (``plan.cost`` is the predicted cost-to-go, terminal included);
     ``solves``: DDP solves made at this step (warm start, cold retry, guesses); ``iterations``
     and ``model_evaluations``: DDP iterations and node evaluations summed over them; ``seconds``:
-    wall-clock of the step.
+    wall-clock of the step; ``over_budget``: the step's time budget ran out before its plan
+    converged (the plan so far was applied, clipped to the bounds).
     """
 
     action: np.ndarray
@@ -47,6 +48,7 @@ class MPCStep(NamedTuple):
     iterations: int
     model_evaluations: int
     seconds: float
+    over_budget: bool = False
 
 
 class BatchController:
@@ -101,6 +103,11 @@ class MPCController(BatchController):
     :param guess_when: ``"every_step"`` (see ``guess_margin``) or ``"restart"``: only where the plan
         starts afresh, at a step without a warm start (an episode's first) or whose warm-started solve
         did not converge (the DDP oracle's multi-start)
+    :param time_budget: seconds a step may take (``None``: no limit). The first solve runs in chunks
+        of iterations sized by the measured time per iteration and stops when the next chunk would
+        not fit; the cold retry and the guesses run only while time is left. An unconverged plan is
+        then applied as it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``).
+        Python's and the solver's own overheads make it a target, not a hard real-time guarantee.
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class MPCController(BatchController):
         guesses: tuple[str, ...] = (),
         guess_margin: float | None = None,
         guess_when: str = "every_step",
+        time_budget: float | None = None,
     ) -> None:
         self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
         self.env = self.ocp.env
@@ -131,6 +139,10 @@ class MPCController(BatchController):
         if guess_when not in GUESS_WHEN:
             raise ValueError(f"guess_when must be one of {GUESS_WHEN}, got {guess_when!r}")
         self.guess_when = guess_when
+        if time_budget is not None and not (np.isfinite(float(time_budget)) and float(time_budget) > 0):
+            raise ValueError(f"time_budget must be a finite number of seconds > 0 or None, got {time_budget!r}")
+        self.time_budget = None if time_budget is None else float(time_budget)
+        self._iteration_s: dict[int, float] = {}  # per horizon: measured seconds of one DDP iteration (a running estimate)
         self.terminal = terminal
         self._warm_starts: dict[int, np.ndarray] = {}
         self._problems: dict[int, OptimalControlProblem] = {self.ocp.horizon: self.ocp}  # by horizon (see step)
@@ -144,7 +156,8 @@ class MPCController(BatchController):
         """The constructor arguments but ``env`` (a copy made with them plans as this controller)."""
         ocp = self.ocp
         return {"horizon": ocp.horizon, "terminal": self.terminal, "gamma": ocp.gamma, "max_iter": ocp.max_iter, "th_stop": ocp.th_stop,
-                "retry_cold": self.retry_cold, "guesses": self.guesses, "guess_margin": self.guess_margin, "guess_when": self.guess_when}  # fmt: skip
+                "retry_cold": self.retry_cold, "guesses": self.guesses, "guess_margin": self.guess_margin, "guess_when": self.guess_when,
+                "time_budget": self.time_budget}  # fmt: skip
 
     def reset(self, index: int | None = None) -> None:
         """Drop the warm start of env ``index`` (``None``: of every env), as at an episode's start."""
@@ -170,9 +183,10 @@ class MPCController(BatchController):
         warm = self._warm_starts.get(index)
         if warm is not None and len(warm) != ocp.horizon:
             warm = np.concatenate([warm[: ocp.horizon], np.repeat(warm[-1:], max(0, ocp.horizon - len(warm)), axis=0)])
-        first = plan = ocp.solve(x, us_init=warm)
+        deadline = None if self.time_budget is None else t0 + self.time_budget
+        first = plan = self._solve_until(ocp, x, warm, deadline)
         solves, iterations, nodes = 1, plan.iterations, plan.model_evaluations
-        if warm is not None and self.retry_cold and not plan.converged and not single_solve:
+        if warm is not None and self.retry_cold and not plan.converged and not single_solve and self._time_left(deadline):
             cold = ocp.solve(x)
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.model_evaluations
             if cold.converged or not np.all(np.isfinite(plan.us)):
@@ -180,6 +194,8 @@ class MPCController(BatchController):
         if not single_solve and self._needs_guesses(x, plan, restart=warm is None or not first.converged):
             for name in self.guesses:
                 for xs_init, us_init in ocp.initial_guesses(x, name):
+                    if not self._time_left(deadline):
+                        break
                     other = ocp.solve(x, xs_init=xs_init, us_init=us_init)
                     solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.model_evaluations
                     if other.converged and (not plan.converged or other.cost < plan.cost):
@@ -189,7 +205,38 @@ class MPCController(BatchController):
             raise RuntimeError(f"MPC (T={ocp.horizon}) found no finite plan from state {x}")
         self._warm_starts[index] = np.concatenate([plan.us[1:], plan.us[-1:]])
         action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
-        return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0)
+        over = deadline is not None and not plan.converged and not self._time_left(deadline)
+        return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0, over)
+
+    @staticmethod
+    def _time_left(deadline: float | None) -> bool:
+        return deadline is None or time.perf_counter() < deadline
+
+    def _solve_until(self, ocp: OptimalControlProblem, x: np.ndarray, warm: np.ndarray | None, deadline: float | None) -> SolveResult:
+        """The first solve of a step: one call without a deadline; with one, chunks of iterations (the
+        first a single iteration when no time per iteration is known yet), each warm-started from the
+        last, while the next chunk fits before ``deadline``. Iterations and node evaluations add up."""
+        if deadline is None:
+            return ocp.solve(x, us_init=warm)
+        estimate = self._iteration_s.get(ocp.horizon)
+        plan, xs_init, us_init, iterations, nodes = None, None, warm, 0, 0
+        while True:
+            left = deadline - time.perf_counter()
+            chunk = 1 if estimate is None else int(min(ocp.max_iter - iterations, max(1, left // estimate)))
+            start = time.perf_counter()
+            result = ocp.solve(x, xs_init=xs_init, us_init=us_init, max_iter=chunk)
+            spent = time.perf_counter() - start
+            if result.iterations > 0:
+                per_iteration = spent / result.iterations
+                estimate = per_iteration if estimate is None else 0.8 * estimate + 0.2 * per_iteration
+                self._iteration_s[ocp.horizon] = estimate
+            iterations, nodes = iterations + result.iterations, nodes + result.model_evaluations
+            if plan is None or np.all(np.isfinite(result.us)):
+                plan = result
+            if (plan.converged or iterations >= ocp.max_iter or result.iterations < chunk or not np.all(np.isfinite(result.us))
+                    or deadline - time.perf_counter() < (estimate or 0.0)):  # fmt: skip
+                return plan._replace(iterations=iterations, model_evaluations=nodes)
+            xs_init, us_init = plan.xs, plan.us
 
     def _problem(self, horizon: int | None) -> OptimalControlProblem:
         """The problem of ``horizon`` steps (``None``: ``T``), built on first use with this controller's settings."""

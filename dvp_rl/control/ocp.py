@@ -317,10 +317,12 @@ class OptimalControlProblem:
         x0: np.ndarray,
         xs_init: np.ndarray | list[np.ndarray] | None = None,
         us_init: np.ndarray | list[np.ndarray] | None = None,
+        max_iter: int | None = None,
     ) -> SolveResult:
         """Solve from ``x0`` (nx,); warm start with ``us_init`` (T, nu) and optionally ``xs_init`` (T+1, nx).
 
-        A failed or unconverged solve is reported through ``converged=False``, not raised; an
+        ``max_iter`` replaces the problem's iteration budget for this solve (a caller with a deadline
+        solves in chunks, each warm-started from the last). A failed or unconverged solve is reported through ``converged=False``, not raised; an
         exception raised by the env's own code during the solve (a :class:`envs.NumpySystemEnv`
         hook) is re-raised here, with its original traceback.
         """
@@ -338,7 +340,7 @@ class OptimalControlProblem:
         solver = self.solver
         self.counter.reset()
         try:
-            converged: bool | None = bool(solver.solve(xs, us, self.max_iter, False))
+            converged: bool | None = bool(solver.solve(xs, us, self.max_iter if max_iter is None else int(max_iter), False))
         except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
             converged = None
         error = self._take_model_error()

@@ -183,3 +183,19 @@ def test_restart_guesses_only_where_the_plan_starts_afresh():
     assert every.step(x1).solves == 1 + 3**env.nu
     with pytest.raises(ValueError, match="guess_when"):
         MPCController(env, 20, guess_when="sometimes")
+
+
+def test_a_time_budget_stops_the_solve_and_says_so():
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    x0 = np.array([np.pi - 0.2, 0.0])
+    unlimited = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False).step(x0)
+    assert unlimited.plan.converged and unlimited.iterations > 3 and not unlimited.over_budget
+    tight = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False, time_budget=1e-6).step(x0)
+    assert tight.iterations == 1 and tight.over_budget and not tight.plan.converged  # one iteration: the first chunk
+    assert np.all(np.abs(tight.action) <= env.action_high)  # the plan so far, clipped: a safe action
+    generous = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False, time_budget=30.0)
+    step = generous.step(x0)  # chunks (one iteration first, to time it), the same optimum
+    assert step.plan.converged and not step.over_budget
+    np.testing.assert_allclose(step.plan.cost, unlimited.plan.cost, rtol=1e-6)
+    with pytest.raises(ValueError, match="time_budget must be a finite number of seconds > 0"):
+        MPCController(env, 10, time_budget=0.0)
