@@ -198,8 +198,8 @@ class DVP:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.value_net: ValueNetwork = self.network.make(self.system.nx, self.system.angle_dims).to(torch.device(self.fit.device))
-        self.value_net.fit_normalisation(self.system.sample_states(max(1000, self.n_samples), self._rng))
-        self._validation_states = self.system.sample_states(self.collect.n_validation, self._rng)
+        self.value_net.fit_normalisation(self.system.sample_training_states(max(1000, self.n_samples), self._rng))
+        self._validation_states = self.system.sample_training_states(self.collect.n_validation, self._rng)
         self._validation_values: np.ndarray | None = None
         self._final_states: np.ndarray | None = None  # the last iteration's plan end states x_T
         self._arrays = self.value_net.export()
@@ -351,7 +351,7 @@ class DVP:
                 states,
                 pool,
                 progress=None if bar is None else bar.update,
-                resample=lambda k: self.system.sample_states(k, self._rng),
+                resample=lambda k: self.system.sample_training_states(k, self._rng),
                 on_lost=lost.append,
             )
         finally:
@@ -427,7 +427,7 @@ class DVP:
         n_final = 0
         if self._final_states is not None and len(self._final_states):
             n_final = int(round(self.collect.final_state_fraction * self.n_samples))
-        fresh = self.system.sample_states(self.n_samples - n_final, self._rng)
+        fresh = self.system.sample_training_states(self.n_samples - n_final, self._rng)
         if n_final == 0:
             return fresh, 0
         picks = self._rng.choice(len(self._final_states), n_final, replace=len(self._final_states) < n_final)

@@ -303,6 +303,10 @@ class ArmReachEnv(CrocoddylEnv):
     value_horizon = 200  # 2 s: within 1 cm by ~1 s, a few mm by 1.5 s, under 1 mm (a cost rate of 1e-5) by 2 s
     ddp_guesses = ("hold",)
 
+    #: :meth:`sample_training_states`: speeds on the way, a share of the velocity limits
+    TRAINING_SPEED = 0.3
+    #: :meth:`sample_training_states`: how far from the end effector the goal of a near-goal state lies (m)
+    TRAINING_GOAL_RADIUS = 0.05
     #: defaults of the cost weights (per second; the Euler step multiplies the cost by dt)
     W_DISTANCE = 10.0
     W_VELOCITY = 0.1
@@ -478,6 +482,30 @@ class ArmReachEnv(CrocoddylEnv):
         x[:, 3 : 3 + self.n_joints] = q_goal
         x[:, :3] = self.ee_position(x) if n else np.zeros((0, 3))  # the goal at 0: the model's world is the base frame
         x[:, 3 : 3 + self.n_joints] = q
+        return x
+
+    def sample_training_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """States (n, nx) where a reach goes, for learning a value: a third start states
+        (:meth:`sample_states`), a third on the way (configurations of the start box moving at up to
+        ``TRAINING_SPEED`` of the velocity limits), a third near the goal (the goal within
+        ``TRAINING_GOAL_RADIUS`` of the end effector, speeds up to a tenth of that), where the value is
+        small and the last millimetres are decided."""
+        gen = as_generator(rng)
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        x = self.sample_states(n, gen)
+        k = n // 3
+        limits = self.arm.velocity
+        nq = 3 + self.n_joints
+        x[k : 2 * k, nq + 3 :] = gen.uniform(-1, 1, size=(k, self.n_joints)) * self.TRAINING_SPEED * limits
+        near = x[2 * k :]
+        if len(near):
+            offset = gen.normal(size=(len(near), 3))
+            offset *= (self.TRAINING_GOAL_RADIUS * gen.uniform(0, 1, size=(len(near), 1)) ** (1 / 3)) / np.linalg.norm(offset, axis=1, keepdims=True)
+            near[:, :3] = 0.0
+            near[:, :3] = self.ee_position(near) + offset
+            near[:, nq + 3 :] = gen.uniform(-1, 1, size=(len(near), self.n_joints)) * 0.1 * self.TRAINING_SPEED * limits
         return x
 
     def check_goal(self, goal: Any, name: str = "goal") -> np.ndarray:

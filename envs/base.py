@@ -205,6 +205,11 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
     def sample_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``n`` states of the task's distribution, shape (n, nx)."""
 
+    def sample_training_states(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """``n`` states (n, nx) a value of this task should be right at: where closed loops go, not only
+        where episodes start. The start distribution (:meth:`sample_states`) unless an env widens it."""
+        return self.sample_states(n, rng)
+
     @abc.abstractmethod
     def action_model(self, cost_scale: float = 1.0) -> crocoddyl.ActionModelAbstract:
         """A fresh running Crocoddyl action model, cost multiplied by ``cost_scale``, with control bounds set."""

@@ -193,17 +193,9 @@ class SeedResult(NamedTuple):
     grid_Vx: np.ndarray
 
 
-def run(
-    out_dir: Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    quick: bool = False,
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Run the experiment; write the figures, the table and tensorboard logs; return the table.
-
-    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
-    """
-    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
+@common.experiment(NAME, QUICK, FULL)
+def run(settings: Settings, seeds: tuple[int, ...], out: Path) -> dict[str, Any]:
+    """Run the experiment; write the figures, the table and tensorboard logs; return the table."""
     with torch_threads(1):
         env = envs.make(ENV_ID).unwrapped
         validation = validation_set(ENV_ID, settings.n_validation, settings.horizon)

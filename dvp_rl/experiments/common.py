@@ -9,6 +9,8 @@ targets). No experiment imports another.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -64,6 +66,27 @@ def prepare(
     if validate is not None:
         validate(chosen)
     return chosen, out_dir_for(name, out_dir)
+
+
+def experiment(name: str, quick_settings: S, full_settings: S, validate: Callable[[S], None] | None = None) -> Callable[..., Any]:
+    """Decorator: an experiment's ``body(settings, seeds, out, **options)`` becomes its ``run``.
+
+    ``run(out_dir=None, seeds=(0, 1, 2), quick=False, settings=None, **options) -> table``: the
+    preamble of :func:`prepare` (``settings``: the budget, default ``quick_settings`` or
+    ``full_settings`` after ``quick``; ``out_dir``: default ``runs/reproduce/<name>``), then the
+    body, whose docstring documents its ``options`` (e.g. ``n_workers``, ``cache_dir``).
+    """
+
+    def wrap(body: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        @functools.wraps(body)
+        def run(out_dir: str | Path | None = None, seeds: Sequence[int] = (0, 1, 2), quick: bool = False,
+                settings: S | None = None, **options: Any) -> dict[str, Any]:  # fmt: skip
+            chosen, out = prepare(name, out_dir, seeds, quick, settings, quick_settings, full_settings, validate)
+            return body(chosen, tuple(seeds), out, **options)
+
+        return run
+
+    return wrap
 
 
 def ground_truth_cache(out: Path, cache_dir: str | Path | None = None) -> Path:

@@ -91,22 +91,20 @@ def window_cost(env: Any, xs: np.ndarray, us: np.ndarray, n_steps: int) -> float
     return float(sum(env.cost(x, u) for x, u in zip(xs[:n_steps], us[:n_steps])))
 
 
-def run(
-    out_dir: Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    quick: bool = False,
-    settings: Settings | None = None,
-    n_workers: int = 1,
-    cache_dir: str | Path | None = None,
-) -> dict[str, Any]:
+def _validate(settings: Settings) -> None:
+    """Reject settings whose MPC horizons are not among the DVP horizons (their agents are the MPC's terminals)."""
+    if not set(settings.mpc_horizons) <= set(settings.horizons):
+        raise ValueError(f"mpc_horizons {settings.mpc_horizons} must be among horizons {settings.horizons}")
+
+
+@common.experiment(NAME, QUICK, FULL, _validate)
+def run(settings: Settings, seeds: tuple[int, ...], out: Path, n_workers: int = 1, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the experiment; write the figures, the table and tensorboard logs; return the table.
 
-    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
     :param cache_dir: folder of the ground-truth cache (default :func:`common.ground_truth_cache`
         of the output folder)
     """
-    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL, _validate)
     env = envs.make(ENV_ID).unwrapped
     starts = np.array(settings.starts, dtype=np.float64).reshape(-1, env.nx)
     with torch_threads(1):
@@ -133,12 +131,6 @@ def run(
     _plot_paths(loops, references, starts, settings, seeds[0], out / "horizon_mpc.png")
     _log_mpc(loops, ref_costs, out)
     return _write_table(recorders, loops, references, ref_costs, seeds, settings, truth.converged.sum(), out)
-
-
-def _validate(settings: Settings) -> None:
-    """Reject settings whose MPC horizons are not among the DVP horizons (their agents are the MPC's terminals)."""
-    if not set(settings.mpc_horizons) <= set(settings.horizons):
-        raise ValueError(f"mpc_horizons {settings.mpc_horizons} must be among horizons {settings.horizons}")
 
 
 def _cost_ratio(runs: list[list[ClosedLoop]], ref_costs: np.ndarray) -> np.ndarray:

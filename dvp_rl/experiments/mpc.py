@@ -164,17 +164,9 @@ def budget_name(budget: int | None) -> str:
     return "converged" if budget is None else f"{budget}_iterations"
 
 
-def run(
-    out_dir: Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    quick: bool = False,
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Run the experiment; write the figure, the table and tensorboard logs; return the table.
-
-    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
-    """
-    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
+@common.experiment(NAME, QUICK, FULL)
+def run(settings: Settings, seeds: tuple[int, ...], out: Path) -> dict[str, Any]:
+    """Run the experiment; write the figure, the table and tensorboard logs; return the table."""
     env = envs.make(ENV_ID).unwrapped
     tail = OptimalControlProblem(env, settings.tail_horizon, 1.0)
     loops: Loops = {}

@@ -80,22 +80,14 @@ FULL = Settings()
 QUICK = Settings(**asdict(QUICK_BUDGET), levels=(0.0, 1e-1))
 
 
-def run(
-    out_dir: Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    quick: bool = False,
-    settings: Settings | None = None,
-    n_workers: int = 1,
-    cache_dir: str | Path | None = None,
-) -> dict[str, Any]:
+@common.experiment(NAME, QUICK, FULL)
+def run(settings: Settings, seeds: tuple[int, ...], out: Path, n_workers: int = 1, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the experiment; write the figure, the table and tensorboard logs; return the table.
 
-    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
     :param n_workers: processes solving DDP problems (DVP's and the ground truth's)
     :param cache_dir: folder of the ground-truth cache (default :func:`common.ground_truth_cache`
         of the output folder)
     """
-    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
     env_name = settings.env_id.split("/")[-1]
     recorders: dict[float, list[IterationRecorder]] = {level: [] for level in settings.levels}
     with torch_threads(1):

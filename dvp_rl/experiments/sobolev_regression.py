@@ -102,17 +102,9 @@ def fit_once(data: Dataset, weights: SobolevWeights, settings: Settings, seed: i
     return FitRecord(errors.value_rel_mse, errors.gradient_rel_error, result.best_epoch, result.epochs, list(result.history))
 
 
-def run(
-    out_dir: Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    quick: bool = False,
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Run the experiment; write the figures, the table and tensorboard logs; return the table.
-
-    :param settings: the budget (default ``QUICK`` or ``FULL`` after ``quick``)
-    """
-    settings, out = common.prepare(NAME, out_dir, seeds, quick, settings, QUICK, FULL)
+@common.experiment(NAME, QUICK, FULL)
+def run(settings: Settings, seeds: tuple[int, ...], out: Path) -> dict[str, Any]:
+    """Run the experiment; write the figures, the table and tensorboard logs; return the table."""
     with torch_threads(1):
         records = _run_fits(settings, seeds, out)
     _plot_sizes(records, settings, out / "sobolev_vs_plain.png")
