@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -64,8 +66,8 @@ class TrainingRun(NamedTuple):
     """What :func:`learn_capped` spent.
 
     ``model``: the trained model (the one given); ``env_steps``: env interactions,
-    ``model.num_timesteps`` (all ``n_envs`` copies counted); ``wall_s``: wall-clock of
-    ``model.learn`` in seconds; ``hit_cap``: whether the wall-clock cap stopped it before
+    ``model.num_timesteps`` (all ``n_envs`` copies counted); ``wall_s``: training wall-clock
+    in seconds (:meth:`WallClockCap.elapsed`); ``hit_cap``: whether the wall-clock cap stopped it before
     ``total_timesteps``.
     """
 
@@ -243,14 +245,23 @@ def make_sb3(
 
 # ---------------------------------------------------------------------------- training
 class WallClockCap(BaseCallback):
-    """Stops ``learn`` once ``max_seconds`` of wall-clock have passed since training started.
+    """Stops ``learn`` once ``max_seconds`` of training wall-clock have passed; time spent inside
+    :meth:`paused` (evaluations during training) is left out.
 
-    Checked at every env step of the rollouts (SB3 calls callbacks there, not inside the
-    gradient phase), so a run can overshoot the cap by at most one gradient phase: one
-    PPO update, or the gradient steps an off-policy algorithm runs between two collections.
-    ``hit`` tells whether the cap stopped the run.
+    The clock starts at ``on_training_start`` and stops at ``on_training_end``; it is checked at
+    every ``on_step``: every env step of SB3's rollouts (SB3 calls callbacks there, not inside the
+    gradient phase, so a run can overshoot the cap by one gradient phase: one PPO update, or the
+    gradient steps an off-policy algorithm runs between two collections), once per iteration of
+    DVP (which overshoots by at most one iteration). Put it first in a ``CallbackList``, so that
+    its clock runs before the other callbacks' ``on_training_start`` evaluates anything.
+
+    Why one class: every comparison caps SB3's agents and DVP alike, with the same clock.
 
     :param max_seconds: the cap, > 0
+    :raises ValueError: for ``max_seconds <= 0`` (or NaN)
+
+    Attributes: ``hit`` (whether the cap stopped the run), ``paused_s`` (seconds spent inside
+    :meth:`paused`, the evaluations after the end of training included).
     """
 
     def __init__(self, max_seconds: float, verbose: int = 0):
@@ -259,17 +270,40 @@ class WallClockCap(BaseCallback):
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
         self.max_seconds = float(max_seconds)
         self.hit = False
-        self._start = 0.0
+        self.paused_s = 0.0
+        self._start: float | None = None
+        self._final: float | None = None
+
+    def elapsed(self) -> float:
+        """Training seconds so far, less the paused time: 0 before training starts, frozen once it ends."""
+        if self._final is not None:
+            return self._final
+        if self._start is None:
+            return 0.0
+        return time.perf_counter() - self._start - self.paused_s
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the time of the ``with`` block out of :meth:`elapsed`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_s += time.perf_counter() - start
 
     def _on_training_start(self) -> None:
-        self._start = time.perf_counter()
+        self._start, self._final = time.perf_counter(), None
         self.hit = False
+        self.paused_s = 0.0
 
     def _on_step(self) -> bool:
-        if time.perf_counter() - self._start >= self.max_seconds:
+        if self.elapsed() >= self.max_seconds:
             self.hit = True
             return False
         return True
+
+    def _on_training_end(self) -> None:
+        self._final = self.elapsed()
 
 
 def learn_capped(
@@ -281,18 +315,16 @@ def learn_capped(
 ) -> TrainingRun:
     """``model.learn(total_timesteps)`` stopped by a :class:`WallClockCap` of ``max_seconds``.
 
-    :param callback: another callback run alongside the cap (the cap goes last)
+    :param callback: another callback run alongside the cap (the cap goes first)
     :param learn_kwargs: more keyword arguments of ``model.learn`` (``tb_log_name``,
         ``progress_bar``, ``reset_num_timesteps``, ...)
     :return: :class:`TrainingRun`; ``env_steps`` is ``model.num_timesteps`` afterwards
-        (cumulative when ``reset_num_timesteps=False``)
+        (cumulative when ``reset_num_timesteps=False``), ``wall_s`` the cap's :meth:`~WallClockCap.elapsed`
     """
     cap = WallClockCap(max_seconds)
-    callbacks = cap if callback is None else CallbackList([callback, cap])
-    start = time.perf_counter()
+    callbacks = cap if callback is None else CallbackList([cap, callback])
     model.learn(int(total_timesteps), callback=callbacks, **learn_kwargs)
-    wall_s = time.perf_counter() - start
-    return TrainingRun(model, int(model.num_timesteps), wall_s, cap.hit)
+    return TrainingRun(model, int(model.num_timesteps), cap.elapsed(), cap.hit)
 
 
 # ---------------------------------------------------------------------------- critics

@@ -29,7 +29,7 @@ from dvp_rl.value.arrays import NetworkArrays, numpy_value, numpy_value_derivati
 from dvp_rl.value.networks import NetworkConfig, ValueNetwork
 from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
 from envs.base import DifferentiableEnv, wrap_angles
-from envs.twins import Twin, resolve_env
+from envs.twins import resolve_env
 
 #: settings of an id without an entry in ``dvp_rl/defaults.yml``
 GENERIC = {"horizon": 50, "n_samples": 1000, "gamma": 1.0, "iterations": 10}

@@ -9,6 +9,7 @@ keep their traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -124,56 +125,54 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from dvp_rl.compare.benchmark import QUICK, BenchmarkConfig, run_benchmark
+def _run_preset(run: Callable[[Any], Any], base: Any, given: dict[str, Any], merged: Sequence[str] = ()) -> int:
+    """The glue of every comparison preset: ``base`` (its default config, or ``QUICK``) updated with the options
+    given (``None``: not given; the dicts named in ``merged`` update the base's, key by key at every depth,
+    instead of replacing them),
+    run with one torch thread, ``summary.md`` printed."""
     from dvp_rl.value.sobolev import torch_threads
 
-    base = QUICK if args.quick else BenchmarkConfig()
+    given = {k: (merge_settings(getattr(base, k), v) if k in merged and v else v) for k, v in given.items()}
+    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    with torch_threads(1):  # the networks are tiny: one thread trains SB3 and the fits faster on a small machine (rl-zoo3: --num-threads 1)
+        result = run(config)
+    print((result.out / "summary.md").read_text())
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from dvp_rl.compare.benchmark import QUICK, BenchmarkConfig, run_benchmark
+
+    for env_id, env_kwargs in (args.env_kwargs or {}).items():
+        if not isinstance(env_kwargs, dict):
+            raise ValueError(f"--env-kwargs maps each env id to a JSON object of its arguments, got {env_id!r}: {env_kwargs!r}")
+        _check_env_kwargs(env_id, env_kwargs)
     given = {
         "env_ids": tuple(args.env) if args.env else None, "seeds": tuple(args.seeds) if args.seeds else None,
         "gamma": args.gamma, "dvp_iterations": args.dvp_iterations, "ppo_timesteps": args.ppo_timesteps,
         "budget_seconds": args.budget_seconds, "n_eval_states": args.n_eval_states, "n_closed_loop": args.n_closed_loop,
         "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
-        "env_kwargs": args.env_kwargs, "dvp_kwargs": merge_settings(base.dvp_kwargs, args.dvp_kwargs) if args.dvp_kwargs else None,
-        "ppo_kwargs": {**base.ppo_kwargs, **args.ppo_kwargs} if args.ppo_kwargs else None,
+        "env_kwargs": args.env_kwargs, "dvp_kwargs": args.dvp_kwargs, "ppo_kwargs": args.ppo_kwargs,
         "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
         "ground_truth_cache": args.ground_truth_cache,
     }  # fmt: skip
-    for env_id, env_kwargs in (args.env_kwargs or {}).items():
-        if not isinstance(env_kwargs, dict):
-            raise ValueError(f"--env-kwargs maps each env id to a JSON object of its arguments, got {env_id!r}: {env_kwargs!r}")
-        _check_env_kwargs(env_id, env_kwargs)
-    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
-    with torch_threads(1):  # the networks are tiny: one thread trains PPO and the fits 5-10x faster on a small machine
-        result = run_benchmark(config)
-    print((result.out / "summary.md").read_text())
-    return 0
+    return _run_preset(run_benchmark, QUICK if args.quick else BenchmarkConfig(), given, merged=("dvp_kwargs", "ppo_kwargs"))
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from dvp_rl.value.sobolev import torch_threads
     from dvp_rl.compare.zoo import QUICK, ZooConfig, run_zoo
 
     base = QUICK if args.quick else ZooConfig()
+    if not args.sb3_kwargs:  # the quick budgets of agents this run does not train are not its settings
+        agents = tuple(args.agents) if args.agents else base.agents
+        base = dataclasses.replace(base, sb3_kwargs={k: v for k, v in base.sb3_kwargs.items() if k in agents})
     given = {
         "env_id": args.env, "agents": tuple(args.agents) if args.agents else None, "seed": args.seed,
         "budget_seconds": args.budget_seconds, "n_episodes": args.episodes, "episode_seed": args.episode_seed,
-        "dvp_kwargs": merge_settings(base.dvp_kwargs, args.dvp_kwargs) if args.dvp_kwargs else None,
-        "sb3_kwargs": {**base.sb3_kwargs, **args.sb3_kwargs} if args.sb3_kwargs else None,
-        "n_workers": args.n_workers, "cache_dir": args.cache_dir, "out": args.out,
-        "reference": False if args.no_reference else None,
+        "dvp_kwargs": args.dvp_kwargs, "sb3_kwargs": args.sb3_kwargs, "n_workers": args.n_workers, "cache_dir": args.cache_dir,
+        "out": args.out, "reference": False if args.no_reference else None,
     }  # fmt: skip
-    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
-    if not args.sb3_kwargs:  # the quick budgets of agents this run does not train are not its settings
-        config = dataclasses.replace(config, sb3_kwargs={k: v for k, v in config.sb3_kwargs.items() if k in config.agents})
-    with torch_threads(1):  # one thread: the networks are tiny, and SB3 and the fits are faster so on a small machine
-        result = run_zoo(config)
-    print((result.out / "summary.md").read_text())
-    return 0
+    return _run_preset(run_zoo, base, given, merged=("dvp_kwargs", "sb3_kwargs"))
 
 
 def _reproduce(args: argparse.Namespace) -> int:

@@ -1,14 +1,16 @@
-"""DVP against PPO on the same tasks (Parag et al., ICRA 2022, Section V): value error
-against ground truth, closed-loop cost, samples and wall-clock.
+"""``dvp-rl benchmark``: DVP against PPO on the package's own tasks (Parag et al., ICRA 2022, Section V),
+a preset of the comparison harness (:mod:`dvp_rl.compare.harness`): value error against ground truth,
+closed-loop cost, samples and wall-clock.
 
-For every env a fixed validation set of states (``sample_states`` with a seed that does
-not depend on the training seed) gets a cached long-horizon ground truth
+For every env a fixed validation set of states (``sample_states`` with a seed that does not
+depend on the training seed) gets a cached long-horizon ground truth
 (:func:`dvp_rl.references.ground_truth.ground_truth`, same discount as both learners). For every
-seed, DVP and PPO are trained under their own budget (iterations, resp. timesteps) and a
-common wall-clock cap, and evaluated regularly by one shared routine:
+seed, DVP and PPO (:mod:`dvp_rl.compare.adapters`) are trained under their own budget (iterations,
+resp. timesteps) and a common wall-clock cap, and evaluated regularly by one scorer
+(:class:`dvp_rl.compare.scorers.ValueErrorScorer`):
 
 * value MSE and relative MSE of ``V(x)`` on the validation set (DVP: the learned value;
-  PPO: its critic on the cost scale, :func:`baselines.ppo.critic_values`);
+  PPO: its critic on the cost scale, :func:`baselines.sb3.critic_costs`);
 * the mean discounted closed-loop cost from a few validation states, over
   ``ceil(3 / (1 - gamma))`` steps (DVP: MPC with the learned terminal value; PPO: its
   deterministic policy), both stepped by :func:`dvp_rl.control.rollout.rollout_from_states`;
@@ -33,25 +35,21 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import configure
 
-from baselines.ppo import critic_values, load_hyperparams, make_ppo, ppo_actions
-from dvp_rl.control.rollout import Rollout, discounted_cost, rollout_from_states
-from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import jsonable
 from dvp_rl.config import merge_settings
-from dvp_rl.references.ground_truth import GroundTruth, ground_truth, value_errors
+from dvp_rl.compare import harness, reports
+from dvp_rl.compare.adapters import SAMPLE_KINDS, RunSpec
+from dvp_rl.compare.harness import AgentRun, CompareConfig, ComparisonResult, Preset, Runs
+from dvp_rl.compare.scorers import EvalRecord, SampleCountScorer, Scorer, ValueErrorScorer
 from dvp_rl.compare.tb import summary_writer
+from dvp_rl.references.ground_truth import GroundTruth, ground_truth
 import envs
 
 if TYPE_CHECKING:
@@ -60,7 +58,9 @@ if TYPE_CHECKING:
 
 #: the paper's three systems, the default of ``dvp-rl benchmark``
 DEFAULT_ENVS = ("dvp_rl/Pendulum-v0", "dvp_rl/CartPole-v0", "dvp_rl/Unicycle-v0")
-#: the metrics reported per algorithm (keys of :class:`RunResult.final`)
+#: the agents compared, in this order (the first seed's of each are drawn)
+AGENTS = ("DVP", "PPO")
+#: the metrics reported per algorithm (keys of :func:`final_metrics`)
 METRICS = ("value_mse", "value_rel_mse", "closed_loop_cost", "env_interactions", "model_evaluations", "wallclock_s")
 #: target of the comparison: DVP's value error this many times below PPO's at equal wall-clock
 TARGET_ERROR_RATIO = 100.0
@@ -87,10 +87,9 @@ class EnvSettings:
     slice_high: tuple[float, float] = (1.0, 1.0)
 
 
-#: per-env defaults; the value-map planes cover each env's start distribution. With
-#: gamma = 0.95 the ground truth needs ~180 steps (0.95^180 = 1e-4); DVP's effective
-#: horizon after i iterations is i T, so the budgets reach it (the choices of T are
-#: measured in docs/REPRODUCTION.md).
+#: per-env defaults; the value-map planes cover each env's start distribution. With gamma = 0.95 the
+#: ground truth needs ~180 steps (0.95^180 = 1e-4); DVP's effective horizon after i iterations is
+#: i T, so the budgets reach it (docs/REPRODUCTION.md, "Design measurements behind defaults", has how T was chosen).
 ENV_SETTINGS: dict[str, EnvSettings] = {
     "dvp_rl/Pendulum-v0": EnvSettings(
         dvp={"horizon": 20, "n_samples": 300, "fit": {"max_epochs": 200}}, dvp_iterations=8,
@@ -108,16 +107,15 @@ ENV_SETTINGS: dict[str, EnvSettings] = {
 
 
 @dataclass(frozen=True)
-class BenchmarkConfig:
-    """What one benchmark run does.
+class BenchmarkConfig(CompareConfig):
+    """What one benchmark run does (and :class:`~dvp_rl.compare.harness.CompareConfig`'s ``budget_seconds``,
+    ``dvp_kwargs``, ``n_workers``, ``out``, ``verbose``).
 
     :param env_ids: envs with an entry in :data:`ENV_SETTINGS`
     :param seeds: training seeds (each seeds DVP and PPO alike)
     :param gamma: discount of both algorithms and of the ground truth
     :param dvp_iterations: DVP's iteration budget (``None``: the env's default)
-    :param ppo_timesteps: PPO's timestep budget (``None``: ``n_timesteps`` of ``hyperparams.yml``)
-    :param budget_seconds: wall-clock cap of each algorithm's training (evaluations excluded);
-        checked after every DVP iteration and every PPO env step
+    :param ppo_timesteps: PPO's timestep budget (``None``: ``n_timesteps`` of ``ppo_kwargs``, else of ``hyperparams.yml``)
     :param n_eval_states: validation states with ground truth
     :param n_closed_loop: closed-loop start states (the first validation states)
     :param closed_loop_steps: closed-loop length (``None``: ``ceil(3 / (1 - gamma))``)
@@ -126,15 +124,18 @@ class BenchmarkConfig:
     :param grid_size: value maps on a ``grid_size x grid_size`` grid of the env's plane
     :param env_kwargs: per env id, keyword arguments of ``gymnasium.make`` shared by DVP, PPO,
         the ground truth and the closed loop (e.g. ``{"dvp_rl/Pendulum-v0": {"max_torque": 6.0}}``)
-    :param dvp_kwargs: override DVP constructor arguments of every env (e.g. ``n_samples``)
     :param ppo_kwargs: override ``hyperparams.yml`` entries of every env (e.g. ``n_steps``)
-    :param n_workers: processes of DVP's solves and of the ground truth (PPO runs in one)
     :param ground_truth_horizon: ``None``: :func:`dvp_rl.references.ground_truth.default_horizon`
     :param ground_truth_cache: ground-truth cache folder (``None``: no cache)
     :param eval_seed: seed of the validation states, independent of the training seeds
-    :param out: output folder (``None``: ``runs/<env>__benchmark__<timestamp>``, or
-        ``runs/benchmark__<timestamp>`` for several envs)
-    :param verbose: 0 silent, 1 one line per evaluation
+
+    ``dvp_kwargs`` override DVP's settings of every env; ``n_workers`` are the processes of DVP's
+    solves and of the ground truth (PPO runs in one); ``out`` defaults to
+    ``runs/<env>__benchmark__<timestamp>``, or ``runs/benchmark__<timestamp>`` for several envs.
+
+    :raises ValueError: an env without settings, no env or seed, ``gamma`` outside (0, 1), more
+        closed-loop starts than validation states, ``env_kwargs`` of another env, a shared setting
+        (``gamma``, ``seed``, ``env``, ``env_id``) set for one algorithm, or a bad common setting
     """
 
     env_ids: tuple[str, ...] = DEFAULT_ENVS
@@ -142,23 +143,19 @@ class BenchmarkConfig:
     gamma: float = 0.95
     dvp_iterations: int | None = None
     ppo_timesteps: int | None = None
-    budget_seconds: float = 600.0
     n_eval_states: int = 100
     n_closed_loop: int = 5
     closed_loop_steps: int | None = None
     closed_loop_every: int = 1
     grid_size: int = 15
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dvp_kwargs: dict[str, Any] = field(default_factory=dict)
     ppo_kwargs: dict[str, Any] = field(default_factory=dict)
-    n_workers: int = 2
     ground_truth_horizon: int | None = None
     ground_truth_cache: str | None = "runs/ground_truth"
     eval_seed: int = 10_000
-    out: str | None = None
-    verbose: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         unknown = [e for e in self.env_ids if e not in ENV_SETTINGS]
         if unknown:
             raise ValueError(f"no benchmark settings for {unknown}; known envs: {sorted(ENV_SETTINGS)}")
@@ -174,25 +171,20 @@ class BenchmarkConfig:
         shared = {"gamma", "seed", "env", "env_id"} & (set(self.dvp_kwargs) | set(self.ppo_kwargs))
         if shared:
             raise ValueError(f"{sorted(shared)} must not be set per algorithm: both share the env, gamma and the seeds")
-        if self.budget_seconds <= 0:
-            raise ValueError(f"budget_seconds must be positive, got {self.budget_seconds}")
 
     @property
     def steps(self) -> int:
         """Closed-loop length: ``closed_loop_steps`` or ``ceil(3 / (1 - gamma))``."""
         return int(self.closed_loop_steps or math.ceil(3.0 / (1.0 - self.gamma)))
 
-    def out_dir(self) -> Path:
-        """The output folder (see ``out``)."""
-        if self.out is not None:
-            return Path(self.out)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    def default_out(self, stamp: str) -> Path:
         prefix = f"{short_name(self.env_ids[0])}__benchmark" if len(self.env_ids) == 1 else "benchmark"
         return Path("runs") / f"{prefix}__{stamp}"
 
 
-#: ``dvp-rl benchmark --quick``: the unicycle (ground truth in ~40 s, a clear gap), one seed,
-#: PPO's full budget of ``hyperparams.yml`` (100k steps), 5 smaller DVP iterations, 60 s caps
+#: ``dvp-rl benchmark --quick``: the unicycle (the ground truth of its validation states is the
+#: quickest of the three, and the gap between the agents clear), one seed, PPO's full budget of
+#: ``hyperparams.yml``, 5 smaller DVP iterations, 60 s caps
 QUICK = BenchmarkConfig(
     env_ids=("dvp_rl/Unicycle-v0",), seeds=(0,), dvp_iterations=5, budget_seconds=60.0,
     dvp_kwargs={"n_samples": 200, "fit": {"max_epochs": 100}},
@@ -204,337 +196,6 @@ def short_name(env_id: str) -> str:
     return env_id.split("/")[-1]
 
 
-# ---------------------------------------------------------------------------- records
-class EvalRecord(NamedTuple):
-    """One evaluation during training.
-
-    ``transitions``: the algorithm's samples so far (see :attr:`Algorithm.samples`); ``wallclock_s``: training time so far
-    (evaluations excluded); ``value_mse``, ``value_rel_mse``: against ground truth on the
-    validation set; ``closed_loop_cost``: mean discounted cost of the closed loop (NaN where
-    it was not measured).
-    """
-
-    transitions: int
-    wallclock_s: float
-    value_mse: float
-    value_rel_mse: float
-    closed_loop_cost: float
-
-
-@dataclass
-class RunResult:
-    """One algorithm trained on one env with one seed.
-
-    :param history: the evaluations, in order; the last one is the final model's, with its
-        closed-loop cost
-    :param transitions: the algorithm's samples in training (:attr:`Algorithm.samples`)
-    :param samples: what ``transitions`` counts: ``"env_interactions"`` or ``"model_evaluations"``
-    :param wallclock_s: training wall-clock (evaluations excluded)
-    :param eval_s: time spent evaluating
-    :param closed_loop: the final closed-loop trajectories (:class:`baselines.ppo.Rollout`)
-    :param hyperparameters: what defines the run (for tensorboard and ``summary.json``)
-    :param stopped_by_budget: whether the wall-clock cap stopped training before its own budget was spent
-    :param model: the trained model (kept for the first seed's figures, else ``None``)
-    """
-
-    algo: str
-    seed: int
-    history: list[EvalRecord]
-    transitions: int
-    wallclock_s: float
-    eval_s: float
-    closed_loop: Rollout
-    hyperparameters: dict[str, Any]
-    stopped_by_budget: bool
-    samples: str = "env_interactions"
-    model: Any = None
-
-    @property
-    def final(self) -> dict[str, float]:
-        """The final value of each of :data:`METRICS` (the kind of sample the algorithm does not use is 0)."""
-        last = self.history[-1]
-        counts = {kind: float(self.transitions) if kind == self.samples else 0.0 for kind in SAMPLE_KINDS}
-        return {"value_mse": last.value_mse, "value_rel_mse": last.value_rel_mse, "closed_loop_cost": last.closed_loop_cost,
-                **counts, "wallclock_s": self.wallclock_s}
-
-
-class TrainingClock:
-    """Wall-clock of training alone: the time spent inside :meth:`paused` is left out."""
-
-    def __init__(self) -> None:
-        self._start = time.perf_counter()
-        self.paused_s = 0.0
-
-    def start(self) -> None:
-        """Start (or restart) from zero."""
-        self._start = time.perf_counter()
-        self.paused_s = 0.0
-
-    def elapsed(self) -> float:
-        """Seconds since :meth:`start`, less the paused time."""
-        return time.perf_counter() - self._start - self.paused_s
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Leave out the time of the ``with`` block."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused_s += time.perf_counter() - t0
-
-
-# ---------------------------------------------------------------------------- the two algorithms
-@dataclass(frozen=True)
-class Task:
-    """One env's evaluation material, shared by both algorithms and every seed.
-
-    ``truth``: ground truth on the validation states (N, nx); ``starts``: closed-loop start
-    states (n_closed_loop, nx), the first validation states; ``env_kwargs``: arguments of
-    ``gymnasium.make`` of every env built for this task.
-    """
-
-    env_id: str
-    settings: EnvSettings
-    truth: GroundTruth
-    starts: np.ndarray
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-#: what an algorithm's ``num_timesteps`` counts: steps of the env itself, or evaluations of its model
-SAMPLE_KINDS = ("env_interactions", "model_evaluations")
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """The algorithm-specific parts of the shared training and evaluation loop.
-
-    :param name: ``"DVP"`` or ``"PPO"`` (run names, legends, summary)
-    :param build: ``(config, task, seed) -> (model, hyperparameters)``
-    :param learn: ``(config, task, model, callback) -> bool``, training until the algorithm's own
-        budget is spent (returns True) or the callback stops it at the wall-clock cap (False)
-    :param values: ``(model, states (N, nx)) -> V (N,)``, the model's cost-to-go estimate
-    :param policy: ``model -> act``, ``act(states (N, nx)) -> actions (N, nu)`` for
-        :func:`dvp_rl.control.rollout.rollout_from_states` (one per closed loop)
-    :param eval_on_rollout_start: evaluate at SB3's ``on_rollout_start`` (PPO: just after
-        each update) rather than at every ``on_step`` (DVP: once per iteration)
-    :param samples: what the model's ``num_timesteps`` counts (:data:`SAMPLE_KINDS`): PPO's env
-        steps are ``"env_interactions"``, DVP's DDP node evaluations ``"model_evaluations"``
-    """
-
-    name: str
-    build: Callable[[BenchmarkConfig, Task, int], tuple[Any, dict[str, Any]]]
-    learn: Callable[[BenchmarkConfig, Task, Any, BaseCallback], bool]
-    values: Callable[[Any, np.ndarray], np.ndarray]
-    policy: Callable[[Any], Callable[[np.ndarray], np.ndarray]]
-    eval_on_rollout_start: bool
-    samples: str
-
-
-def dvp_actions(agent: DVP) -> Callable[[np.ndarray], np.ndarray]:
-    """``states (N, nx) -> actions (N, nu)``: a fresh MPC controller of the agent (:meth:`DVP.controller`),
-    one warm start per episode; make one per closed loop."""
-    controller = agent.controller()
-    return controller.predict
-
-
-def _build_dvp(config: BenchmarkConfig, task: Task, seed: int) -> tuple[DVP, dict[str, Any]]:
-    kwargs = {"n_workers": config.n_workers, "checkpoint_dir": None, **merge_settings(task.settings.dvp, config.dvp_kwargs)}
-    agent = DVP(task.env_id, gamma=config.gamma, seed=seed, env_kwargs=task.env_kwargs, **kwargs)
-    iterations = config.dvp_iterations or task.settings.dvp_iterations
-    return agent, {**agent.hyperparameters(), "iterations": iterations, "n_workers": agent.n_workers}
-
-
-def _learn_dvp(config: BenchmarkConfig, task: Task, agent: DVP, callback: BaseCallback) -> bool:
-    iterations = config.dvp_iterations or task.settings.dvp_iterations
-    agent.learn(iterations, callback=callback)
-    return agent.iteration >= iterations
-
-
-def _build_ppo(config: BenchmarkConfig, task: Task, seed: int) -> tuple[Any, dict[str, Any]]:
-    model = make_ppo(task.env_id, config.gamma, seed, env_kwargs=task.env_kwargs, **config.ppo_kwargs)
-    settings = {**load_hyperparams(task.env_id), **config.ppo_kwargs}
-    settings["n_timesteps"] = _ppo_timesteps(config, task.env_id)
-    return model, {**settings, "gamma": config.gamma, "seed": seed}
-
-
-def _learn_ppo(config: BenchmarkConfig, task: Task, model: Any, callback: BaseCallback) -> bool:
-    timesteps = _ppo_timesteps(config, task.env_id)
-    model.learn(timesteps, callback=callback)
-    return model.num_timesteps >= timesteps
-
-
-def _ppo_timesteps(config: BenchmarkConfig, env_id: str) -> int:
-    return int(config.ppo_timesteps or load_hyperparams(env_id)["n_timesteps"])
-
-
-DVP_ALGORITHM = Algorithm("DVP", _build_dvp, _learn_dvp, lambda agent, x: agent.value(x), dvp_actions, eval_on_rollout_start=False,
-                          samples="model_evaluations")  # fmt: skip
-PPO_ALGORITHM = Algorithm("PPO", _build_ppo, _learn_ppo, critic_values, ppo_actions, eval_on_rollout_start=True, samples="env_interactions")
-ALGORITHMS = (DVP_ALGORITHM, PPO_ALGORITHM)
-
-
-# ---------------------------------------------------------------------------- evaluation
-class Evaluator:
-    """The one evaluation routine of both algorithms: value errors, closed loop, tensorboard.
-
-    :param algo: the algorithm's specific parts (:class:`Algorithm`)
-    :param model: the model being trained
-    :param task: validation states, ground truth and closed-loop starts
-    :param config: gamma, closed-loop length and schedule, verbosity
-    :param writer: the run's tensorboard writer
-    :param clock: the training clock (paused while evaluating)
-    :param label: how progress lines name the run
-    """
-
-    def __init__(self, algo: Algorithm, model: Any, task: Task, config: BenchmarkConfig, writer: SummaryWriter,
-                 clock: TrainingClock, label: str) -> None:  # fmt: skip
-        self.algo, self.model, self.task, self.config = algo, model, task, config
-        self.writer, self.clock, self.label = writer, clock, label
-        self.history: list[EvalRecord] = []
-        self.closed_loop: Rollout | None = None
-
-    def closed_loop_cost(self) -> float:
-        """Mean discounted cost of the closed loop from ``task.starts``; keeps the trajectories."""
-        self.closed_loop = rollout_from_states(self.algo.policy(self.model), self.task.env_id, self.task.starts, self.config.steps,
-                                          env_kwargs=self.task.env_kwargs)
-        return float(np.mean(discounted_cost(self.closed_loop.costs, self.config.gamma)))
-
-    def evaluate(self, transitions: int, closed_loop: bool | None = None) -> EvalRecord:
-        """Evaluate now; ``closed_loop=None`` follows ``closed_loop_every``."""
-        wallclock = self.clock.elapsed()
-        with self.clock.paused():
-            if closed_loop is None:
-                every = self.config.closed_loop_every
-                closed_loop = every > 0 and len(self.history) % every == 0
-            errors = value_errors(self.task.truth, self.algo.values(self.model, self.task.truth.states))
-            cost = self.closed_loop_cost() if closed_loop else float("nan")
-            record = EvalRecord(int(transitions), wallclock, errors.value_mse, errors.value_rel_mse, cost)
-            self.history.append(record)
-            self._log(record)
-        return record
-
-    def finish(self, transitions: int) -> EvalRecord:
-        """The final evaluation: always with the closed loop; reuses the last record if it is of this model."""
-        last = self.history[-1] if self.history else None
-        if last is None or last.transitions != transitions:
-            return self.evaluate(transitions, closed_loop=True)
-        if math.isnan(last.closed_loop_cost):
-            with self.clock.paused():
-                last = last._replace(closed_loop_cost=self.closed_loop_cost())
-                self.history[-1] = last
-                self._log(last, closed_loop_only=True)
-        return last
-
-    def _log(self, record: EvalRecord, closed_loop_only: bool = False) -> None:
-        ms = int(round(1e3 * record.wallclock_s))
-        scalars = {"closed_loop_cost": record.closed_loop_cost}
-        if not closed_loop_only:
-            scalars |= {"value_mse": record.value_mse, "value_rel_mse": record.value_rel_mse}
-            scalars |= {f"log10_{k}": math.log10(max(getattr(record, k), 1e-300)) for k in ("value_mse", "value_rel_mse")}
-        for tag, value in scalars.items():
-            if math.isnan(value):
-                continue
-            self.writer.add_scalar(f"compare/{tag}", value, record.transitions)
-            self.writer.add_scalar(f"compare_wallclock/{tag}", value, ms)
-        if not closed_loop_only:
-            self.writer.add_scalar("compare/wallclock_s", record.wallclock_s, record.transitions)
-            self.writer.add_scalar("compare_wallclock/transitions", record.transitions, ms)
-        self.writer.flush()
-        if self.config.verbose:
-            cost = "" if math.isnan(record.closed_loop_cost) else f", closed-loop cost {record.closed_loop_cost:.4g}"
-            print(f"  {self.label}: {record.transitions:>11,d} {self.algo.samples.replace('_', ' ')}, {record.wallclock_s:7.1f} s: "
-                  f"value MSE {record.value_mse:.3e} (rel. {record.value_rel_mse:.3e}){cost}", flush=True)
-
-
-class CompareCallback(BaseCallback):
-    """SB3 callback of both algorithms: evaluates on schedule and stops at the wall-clock budget.
-
-    An evaluation before training, then one per DVP iteration (``on_step``) or after each
-    PPO update (``on_rollout_start``), and a final one at the end. Returns False from
-    ``on_step`` once ``clock.elapsed() >= budget_seconds``.
-    """
-
-    def __init__(self, evaluator: Evaluator, budget_seconds: float) -> None:
-        super().__init__()
-        self.evaluator = evaluator
-        self.budget_seconds = float(budget_seconds)
-
-    def _transitions(self) -> int:
-        return int(self.model.num_timesteps)
-
-    def _evaluate_if_new(self) -> None:
-        history = self.evaluator.history
-        if not history or history[-1].transitions != self._transitions():
-            self.evaluator.evaluate(self._transitions())
-
-    def _on_training_start(self) -> None:
-        self._evaluate_if_new()
-
-    def _on_rollout_start(self) -> None:
-        if self.evaluator.algo.eval_on_rollout_start:
-            self._evaluate_if_new()
-
-    def _on_step(self) -> bool:
-        if not self.evaluator.algo.eval_on_rollout_start:
-            self._evaluate_if_new()
-        return self.evaluator.clock.elapsed() < self.budget_seconds
-
-    def _on_training_end(self) -> None:
-        self.evaluator.finish(self._transitions())
-
-
-def train_and_evaluate(algo: Algorithm, task: Task, seed: int, config: BenchmarkConfig, tb_dir: Path) -> RunResult:
-    """Train ``algo`` on ``task`` with ``seed`` under the budgets of ``config``, evaluating as it goes.
-
-    Writes ``tb_dir/<name>_seed<seed>`` (``compare/*``, ``compare_wallclock/*``, hyper-parameters)
-    and the algorithm's own logs to ``tb_dir/internal/<name>_seed<seed>``.
-    """
-    run_name = f"{algo.name}_seed{seed}"
-    model, hyperparameters = algo.build(config, task, seed)
-    model.set_logger(configure(str(tb_dir / "internal" / run_name), ["tensorboard"]))
-    writer = summary_writer(tb_dir / run_name)
-    writer.add_custom_scalars(custom_scalars_layout())
-    clock = TrainingClock()
-    evaluator = Evaluator(algo, model, task, config, writer, clock, f"{short_name(task.env_id)} {run_name}")
-    callback = CompareCallback(evaluator, config.budget_seconds)
-    clock.start()
-    completed = algo.learn(config, task, model, callback)
-    wallclock = clock.elapsed()
-    if evaluator.closed_loop is None:  # pragma: no cover - finish() always runs the closed loop
-        raise RuntimeError(f"{run_name}: training ended without a final evaluation")
-    result = RunResult(algo.name, seed, list(evaluator.history), int(model.num_timesteps), wallclock, clock.paused_s,
-                       evaluator.closed_loop, hyperparameters, not completed, algo.samples, model)  # fmt: skip
-    _log_hyperparameters(writer, result, task, config)
-    writer.close()
-    return result
-
-
-def custom_scalars_layout() -> dict[str, dict[str, list]]:
-    """Tensorboard's Custom Scalars layout: one chart per compare tag, all runs on it."""
-    names = {"log10_value_mse": "log10 value MSE", "log10_value_rel_mse": "log10 value relative MSE",
-             "closed_loop_cost": "closed-loop discounted cost"}  # fmt: skip
-    return {
-        "compare (x: samples: PPO env steps, DVP DDP node evaluations)": {
-            title: ["Multiline", [f"^compare/{tag}$"]] for tag, title in names.items()
-        },
-        "compare (x: training wall-clock, ms)": {title: ["Multiline", [f"^compare_wallclock/{tag}$"]] for tag, title in names.items()},
-    }
-
-
-def _log_hyperparameters(writer: SummaryWriter, result: RunResult, task: Task, config: BenchmarkConfig) -> None:
-    hparams = {"algo": result.algo, "env_id": task.env_id, "env_kwargs": dict(task.env_kwargs), "seed": result.seed, "budget_seconds": config.budget_seconds,
-               "n_eval_states": config.n_eval_states, "ground_truth_horizon": task.truth.horizon,
-               "stopped_by_budget": result.stopped_by_budget}  # fmt: skip
-    hparams |= {f"{result.algo.lower()}/{k}": v for k, v in result.hyperparameters.items()}
-    hparams = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(jsonable(v))) for k, v in hparams.items()}
-    rows = "\n".join(f"| {k} | {v} |" for k, v in hparams.items())
-    writer.add_text("hyperparameters", f"| parameter | value |\n|---|---|\n{rows}", result.transitions)
-    metrics = {f"hparams/{k}": v for k, v in result.final.items()}
-    writer.add_hparams(hparams, metrics, run_name=".", global_step=result.transitions)
-
-
-# ---------------------------------------------------------------------------- the benchmark
 class SliceGrid(NamedTuple):
     """States on a plane of state space: ``states`` (G*G, nx) with ``states[i * G + j]`` at
     ``(axes[0][i], axes[1][j])`` on coordinates ``dims``, the other coordinates 0."""
@@ -557,91 +218,139 @@ def slice_grid(settings: EnvSettings, nx: int, size: int) -> SliceGrid:
     return SliceGrid(states, (xs, ys), settings.slice_dims, labels)
 
 
-class BenchmarkResult(NamedTuple):
-    """``out``: the output folder; ``summary``: what ``summary.json`` holds; ``runs``: env -> algo -> one per seed."""
+# ---------------------------------------------------------------------------- the preset
+class BenchmarkPreset(Preset):
+    """The benchmark as a preset of the harness: per env a ground truth (validation states and the
+    value-map grid), every seed's DVP and PPO scored by :class:`~dvp_rl.compare.scorers.ValueErrorScorer`
+    during training, per env figures; tensorboard runs ``tb/<env>/<ALGO>_seed<k>`` (``compare/*``,
+    ``compare_wallclock/*``, hyper-parameters) beside the agents' own logs ``tb/<env>/internal/``."""
 
-    out: Path
-    summary: dict[str, Any]
-    runs: dict[str, dict[str, list[RunResult]]]
+    agents = AGENTS
 
+    def __init__(self, config: BenchmarkConfig) -> None:
+        super().__init__(config)
+        self.config: BenchmarkConfig = config
+        self.env_ids, self.seeds = tuple(config.env_ids), tuple(config.seeds)
+        self.truths: dict[str, GroundTruth] = {}
+        self.starts: dict[str, np.ndarray] = {}
+        self._grids: dict[str, tuple[SliceGrid, GroundTruth, float]] = {}
 
-def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
-    """Run the whole benchmark of ``config``; returns where it wrote and what it found."""
-    from dvp_rl.compare import plots
+    def _env_kwargs(self, env_id: str) -> dict[str, Any]:
+        return dict(self.config.env_kwargs.get(env_id, {}))
 
-    out = config.out_dir()
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    runs: dict[str, dict[str, list[RunResult]]] = {}
-    tasks: dict[str, Task] = {}
-    for env_id in config.env_ids:
-        settings = ENV_SETTINGS[env_id]
-        env_kwargs = dict(config.env_kwargs.get(env_id, {}))
-        system = envs.make(env_id, env_kwargs).unwrapped
-        tb_dir = out / "tb" / short_name(env_id)
+    def run_spec(self, name: str, env_id: str, seed: int) -> RunSpec:
+        c = self.config
+        if name == "DVP":
+            settings = ENV_SETTINGS[env_id]
+            overrides, budget = merge_settings({**settings.dvp, "iterations": settings.dvp_iterations}, c.dvp_kwargs), c.dvp_iterations
+        else:
+            overrides, budget = dict(c.ppo_kwargs), c.ppo_timesteps
+        return RunSpec(env_id, seed, c.gamma, self._env_kwargs(env_id), overrides, budget, c.n_workers)
+
+    def scorers(self, env_id: str) -> Sequence[Scorer]:
+        import time
+
+        c = self.config
+        system = envs.make(env_id, self._env_kwargs(env_id)).unwrapped
         t0 = time.perf_counter()
-        states = system.sample_states(config.n_eval_states, np.random.default_rng(config.eval_seed))
-        truth = _ground_truth(config, env_id, states)
-        grid = slice_grid(settings, system.nx, config.grid_size)
-        grid_truth = _ground_truth(config, env_id, grid.states)
-        if config.verbose:
+        states = system.sample_states(c.n_eval_states, np.random.default_rng(c.eval_seed))
+        truth = self._ground_truth(env_id, states)
+        grid = slice_grid(ENV_SETTINGS[env_id], system.nx, c.grid_size)
+        grid_truth = self._ground_truth(env_id, grid.states)
+        if c.verbose:
             print(f"{env_id}: ground truth (T={truth.horizon}) on {int(truth.converged.sum())}/{len(states)} validation "
                   f"and {int(grid_truth.converged.sum())}/{len(grid.states)} grid states in {time.perf_counter() - t0:.1f} s", flush=True)
-        task = tasks[env_id] = Task(env_id, settings, truth, states[: config.n_closed_loop], env_kwargs)
-        runs[env_id] = {algo.name: [] for algo in ALGORITHMS}
-        for seed in config.seeds:
-            for algo in ALGORITHMS:
-                result = train_and_evaluate(algo, task, seed, config, tb_dir)
-                if seed != config.seeds[0]:
-                    result.model = None  # only the first seed's models are drawn
-                runs[env_id][algo.name].append(result)
-        figures = benchmark_figures(task, runs[env_id], grid, grid_truth, system.dt)
-        with summary_writer(tb_dir / "figures") as writer:
+        self.truths[env_id], self.starts[env_id] = truth, states[: c.n_closed_loop]
+        self._grids[env_id] = (grid, grid_truth, system.dt)
+        starts, env_kwargs = self.starts[env_id], self._env_kwargs(env_id)
+        return [ValueErrorScorer(truth, starts, c.gamma, c.steps, c.closed_loop_every, env_kwargs, c.verbose), SampleCountScorer()]
+
+    def _ground_truth(self, env_id: str, states: np.ndarray) -> GroundTruth:
+        c = self.config
+        return ground_truth(env_id, states, gamma=c.gamma, horizon=c.ground_truth_horizon, env_kwargs=c.env_kwargs.get(env_id),
+                            cache_dir=c.ground_truth_cache, n_workers=c.n_workers, progress=bool(c.verbose))  # fmt: skip
+
+    def internal_log(self, name: str, env_id: str, seed: int) -> Path:
+        return self.out / "tb" / short_name(env_id) / "internal" / f"{name}_seed{seed}"
+
+    def run_log(self, name: str, env_id: str, seed: int) -> Path:
+        return self.out / "tb" / short_name(env_id) / f"{name}_seed{seed}"
+
+    def after_run(self, run: AgentRun, writer: SummaryWriter | None) -> None:
+        """The run's hyper-parameters and final metrics in its tensorboard run (text and hparams); only the
+        first seed's models are kept (they are drawn)."""
+        c, env_id = self.config, run.agent.spec.env_id
+        final = final_metrics(run)
+        hparams = {"algo": run.name, "env_id": env_id, "env_kwargs": self._env_kwargs(env_id), "seed": run.seed,
+                   "budget_seconds": c.budget_seconds, "n_eval_states": c.n_eval_states,
+                   "ground_truth_horizon": self.truths[env_id].horizon, "stopped_by_budget": run.stopped_by_cap}  # fmt: skip
+        hparams |= {f"{run.name.lower()}/{k}": v for k, v in run.settings.items()}
+        hparams = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(jsonable(v))) for k, v in hparams.items()}
+        if writer is not None:
+            writer.add_text("hyperparameters", reports.hparams_text(hparams), run.sample_count)
+            writer.add_hparams(hparams, {f"hparams/{k}": v for k, v in final.items()}, run_name=".", global_step=run.sample_count)
+        if run.seed != self.seeds[0]:
+            run.agent.model = None
+
+    def after_env(self, env_id: str, runs: Mapping[str, list[AgentRun]]) -> None:
+        """The env's figures: PNG in ``figures/`` and images in ``tb/<env>/figures``."""
+        grid, grid_truth, dt = self._grids[env_id]
+        (self.out / "figures").mkdir(parents=True, exist_ok=True)
+        figures = benchmark_figures(env_id, self.truths[env_id], runs, grid, grid_truth, dt)
+        with summary_writer(self.out / "tb" / short_name(env_id) / "figures") as writer:
             for name, figure in figures.items():
-                image = plots.render(figure)  # drawn once for both the PNG and tensorboard
-                plots.save_png(image, out / "figures" / f"{short_name(env_id)}__{name}.png")
+                image = reports.save_figure(figure, self.out / "figures" / f"{short_name(env_id)}__{name}.png")
                 writer.add_image(f"figures/{name}", image, dataformats="HWC")
-    summary = summarize(runs, tasks, config, time.perf_counter() - started)
-    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, allow_nan=True))
-    (out / "summary.md").write_text(summary_markdown(summary))
-    if config.verbose:
-        print(f"wrote {out} ({time.perf_counter() - started:.0f} s); tensorboard --logdir {out / 'tb'}", flush=True)
-    return BenchmarkResult(out, summary, runs)
+
+    def summarize(self, runs: Runs, total_s: float) -> dict[str, Any]:
+        return summarize(runs, self.truths, self.starts, self.config, total_s)
+
+    def markdown(self, summary: Mapping[str, Any]) -> str:
+        return summary_markdown(summary)
 
 
-def benchmark_figures(task: Task, runs: dict[str, list[RunResult]], grid: SliceGrid, grid_truth: GroundTruth,
+def run_benchmark(config: BenchmarkConfig) -> ComparisonResult:
+    """Run the whole benchmark of ``config``; returns where it wrote, what it found and every run."""
+    return harness.run(BenchmarkPreset(config))
+
+
+def benchmark_figures(env_id: str, truth: GroundTruth, runs: Mapping[str, list[AgentRun]], grid: SliceGrid, grid_truth: GroundTruth,
                       dt: float) -> dict[str, Figure]:  # fmt: skip
     """The figures of one env: ``value_maps`` and ``closed_loop`` of the first seed's final
     models, ``value_error`` of every seed (see :mod:`dvp_rl.compare.plots`)."""
     from dvp_rl.compare import plots
 
+    settings = ENV_SETTINGS[env_id]
     size = len(grid.axes[0]), len(grid.axes[1])
-    estimates = {algo.name: algo.values(runs[algo.name][0].model, grid.states).reshape(size) for algo in ALGORITHMS}
-    seed = runs[ALGORITHMS[0].name][0].seed
-    name = short_name(task.env_id)
+    estimates = {name: results[0].agent.values(grid.states).reshape(size) for name, results in runs.items()}
+    seed = next(iter(runs.values()))[0].seed
+    name = short_name(env_id)
     return {
         "value_maps": plots.value_maps(grid.axes, grid.labels, grid_truth.V.reshape(size), estimates,
                                        f"{name}: value over the ({', '.join(grid.labels)}) plane, other coordinates 0 (seed {seed})"),
-        "closed_loop": plots.closed_loop_trajectories({a: r[0].closed_loop for a, r in runs.items()}, dt, task.settings.state_labels,
-                                                      task.settings.slice_dims, f"{name}: closed loop (seed {seed})"),
-        "value_error": plots.value_error_curves({a: [r.history for r in results] for a, results in runs.items()},
-                                                f"{name}: value error on {len(task.truth.states)} validation states"),
+        "closed_loop": plots.closed_loop_trajectories({a: r[0].scores["value_error"].closed_loop for a, r in runs.items()}, dt,
+                                                      settings.state_labels, settings.slice_dims, f"{name}: closed loop (seed {seed})"),
+        "value_error": plots.value_error_curves({a: [r.scores["value_error"].history for r in results] for a, results in runs.items()},
+                                                f"{name}: value error on {len(truth.states)} validation states"),
     }  # fmt: skip
 
 
-def _ground_truth(config: BenchmarkConfig, env_id: str, states: np.ndarray) -> GroundTruth:
-    return ground_truth(env_id, states, gamma=config.gamma, horizon=config.ground_truth_horizon, env_kwargs=config.env_kwargs.get(env_id),
-                        cache_dir=config.ground_truth_cache, n_workers=config.n_workers, progress=bool(config.verbose))  # fmt: skip
-
-
 # ---------------------------------------------------------------------------- summary
+def final_metrics(run: AgentRun) -> dict[str, float]:
+    """The final value of each of :data:`METRICS` (the kind of sample the agent does not use is 0)."""
+    last = run.scores["value_error"].history[-1]
+    counts = {kind: float(count) for kind, count in run.scores["samples"].items()}
+    return {"value_mse": last.value_mse, "value_rel_mse": last.value_rel_mse, "closed_loop_cost": last.closed_loop_cost,
+            **counts, "wallclock_s": run.train_s}  # fmt: skip
+
+
 def value_at(history: Sequence[EvalRecord], seconds: float) -> EvalRecord:
     """The last evaluation made by ``seconds`` of training (the first one if none)."""
     done = [r for r in history if r.wallclock_s <= seconds + 1e-9]
     return done[-1] if done else history[0]
 
 
-def compare_targets(dvp: RunResult, ppo: RunResult) -> dict[str, Any]:
+def compare_targets(dvp: AgentRun, ppo: AgentRun) -> dict[str, Any]:
     """The target of one seed, at equal wall-clock ``t = min(DVP's, PPO's training time)``.
 
     ``error_ratio``: PPO's value MSE over DVP's, each from its last evaluation by ``t``
@@ -649,51 +358,45 @@ def compare_targets(dvp: RunResult, ppo: RunResult) -> dict[str, Any]:
     first evaluation after training started with a value MSE no higher than PPO's final one
     (``None`` if never), and ``match_ratio``: PPO's training time over that.
     """
-    t = min(dvp.wallclock_s, ppo.wallclock_s)
-    error_ratio = value_at(ppo.history, t).value_mse / max(value_at(dvp.history, t).value_mse, 1e-300)
-    target = ppo.history[-1].value_mse
-    matched = next((r.wallclock_s for r in dvp.history if r.transitions > 0 and r.value_mse <= target), None)
+    dvp_history, ppo_history = dvp.scores["value_error"].history, ppo.scores["value_error"].history
+    t = min(dvp.train_s, ppo.train_s)
+    error_ratio = value_at(ppo_history, t).value_mse / max(value_at(dvp_history, t).value_mse, 1e-300)
+    target = ppo_history[-1].value_mse
+    matched = next((r.wallclock_s for r in dvp_history if r.transitions > 0 and r.value_mse <= target), None)
     return {"equal_wallclock_s": t, "error_ratio": error_ratio, "wallclock_to_match": matched,
-            "match_ratio": None if matched is None else ppo.wallclock_s / max(matched, 1e-9)}  # fmt: skip
+            "match_ratio": None if matched is None else ppo.train_s / max(matched, 1e-9)}  # fmt: skip
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(np.mean(array)), "std": float(np.std(array)), "values": [float(v) for v in array]}
-
-
-def summarize(runs: dict[str, dict[str, list[RunResult]]], tasks: dict[str, Task], config: BenchmarkConfig,
+def summarize(runs: Runs, truths: Mapping[str, GroundTruth], starts: Mapping[str, np.ndarray], config: BenchmarkConfig,
               total_s: float) -> dict[str, Any]:  # fmt: skip
     """``summary.json``'s content: per env, mean and std over seeds of :data:`METRICS` for each
     algorithm, the ratios PPO/DVP of the means, the targets and every evaluation.
 
     ``optimal_closed_loop_cost`` is the ground-truth ``V*`` averaged over the closed-loop
     starts: the infinite-horizon optimum, an upper bound of the optimal truncated closed loop."""
-    envs: dict[str, Any] = {}
+    by_env: dict[str, Any] = {}
     for env_id, by_algo in runs.items():
-        metrics = {algo: {m: _stats([r.final[m] for r in results]) for m in METRICS} for algo, results in by_algo.items()}
+        finals = {algo: [final_metrics(r) for r in results] for algo, results in by_algo.items()}
+        metrics = {algo: {m: reports.stats(f[m] for f in finals[algo]) for m in METRICS} for algo in by_algo}
         ratios = {m: metrics["PPO"][m]["mean"] / metrics["DVP"][m]["mean"] if metrics["DVP"][m]["mean"] else float("nan") for m in METRICS}
         per_seed = [compare_targets(d, p) for d, p in zip(by_algo["DVP"], by_algo["PPO"])]
-        error_met = all(s["error_ratio"] >= TARGET_ERROR_RATIO for s in per_seed)
-        truth, starts = tasks[env_id].truth, tasks[env_id].starts
-        envs[env_id] = {
+        truth, env_starts = truths[env_id], starts[env_id]
+        by_env[env_id] = {
             "metrics": metrics,
             "ratios_ppo_over_dvp": ratios,
-            "optimal_closed_loop_cost": float(np.nanmean(truth.V[: len(starts)])),
+            "optimal_closed_loop_cost": float(np.nanmean(truth.V[: len(env_starts)])),
             "targets": {
                 "per_seed": per_seed,
-                "error_ratio": _stats([s["error_ratio"] for s in per_seed]),
-                "met": error_met,
+                "error_ratio": reports.stats(s["error_ratio"] for s in per_seed),
+                "met": all(s["error_ratio"] >= TARGET_ERROR_RATIO for s in per_seed),
             },
             "ground_truth_horizon": truth.horizon,
-            "closed_loop_starts": starts,
-            "runs": {algo: [{"seed": r.seed, "hyperparameters": r.hyperparameters, "eval_s": r.eval_s,
-                             "stopped_by_budget": r.stopped_by_budget,
-                             "history": [r_._asdict() for r_ in r.history]} for r in results]
+            "closed_loop_starts": env_starts,
+            "runs": {algo: [{"seed": r.seed, "hyperparameters": r.settings, "eval_s": r.paused_s, "stopped_by_budget": r.stopped_by_cap,
+                             "history": [e._asdict() for e in r.scores["value_error"].history]} for r in results]
                      for algo, results in by_algo.items()},
         }  # fmt: skip
-    settings = {k: v for k, v in asdict(config).items() if k not in ("out", "verbose")}
-    return {"config": settings, "closed_loop_steps": config.steps, "total_s": total_s, "envs": envs,
+    return {"config": config.settings(), "closed_loop_steps": config.steps, "total_s": total_s, "envs": by_env,
             "targets": {"error_ratio": TARGET_ERROR_RATIO}}  # fmt: skip
 
 
@@ -770,7 +473,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT_ENVS", "ENV_SETTINGS", "QUICK", "SAMPLE_KINDS", "Algorithm", "BenchmarkConfig", "BenchmarkResult",
-    "CompareCallback", "EnvSettings", "EvalRecord", "Evaluator", "RunResult", "Task", "TrainingClock",
-    "compare_targets", "run_benchmark", "summarize", "summary_markdown", "train_and_evaluate",
+    "AGENTS", "DEFAULT_ENVS", "ENV_SETTINGS", "METRICS", "QUICK", "TARGET_ERROR_RATIO", "BenchmarkConfig", "BenchmarkPreset",
+    "EnvSettings", "SliceGrid", "benchmark_figures", "compare_targets", "final_metrics", "run_benchmark", "slice_grid", "summarize",
+    "summary_markdown", "value_at",
 ]  # fmt: skip

@@ -32,7 +32,7 @@ COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
 class ErrorPoint(Protocol):
-    """What :func:`value_error_curves` reads of an evaluation (``dvp_rl.compare.benchmark.EvalRecord``)."""
+    """What :func:`value_error_curves` reads of an evaluation (:class:`dvp_rl.compare.scorers.EvalRecord`)."""
 
     transitions: int
     wallclock_s: float
@@ -106,7 +106,7 @@ def closed_loop_trajectories(
 ) -> Figure:
     """Closed-loop trajectories of each controller from the same start states.
 
-    :param rollouts: name -> a ``baselines.ppo.Rollout`` (``states`` (N, T + 1, nx)), same starts for all
+    :param rollouts: name -> a :class:`dvp_rl.control.rollout.Rollout` (``states`` (N, T + 1, nx)), same starts for all
     :param dt: time step (s) of the env
     :param state_labels: names of the state coordinates, (nx,)
     :param plane_dims: the two coordinates of the phase plot

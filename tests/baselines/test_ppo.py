@@ -16,7 +16,7 @@ from baselines.ppo import (
     save_ppo,
     vecnormalize_path,
 )
-from dvp_rl.control.rollout import discounted_cost, rollout_from_states
+from dvp_rl.control.rollout import rollout_from_states
 from tests.helpers import ALL_ENV_IDS, make_unwrapped
 
 ENV_ID = "dvp_rl/Pendulum-v0"

@@ -1,6 +1,9 @@
 """The generic SB3 factory (PPO, SAC, TD3 from hyperparams.yml), the wall-clock cap and the shared
 critics, with real Stable-Baselines3 training of a few hundred steps."""
 
+import time
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from baselines.sb3 import (
     ALGORITHMS,
+    WallClockCap,
     action_noise,
     default_gamma,
     learn_capped,
@@ -101,3 +105,21 @@ def test_learn_capped_runs_to_the_budget_under_a_loose_cap():
     run = learn_capped(model, total_timesteps=300, max_seconds=600)
     assert not run.hit_cap and run.env_steps == 300
     assert model.num_timesteps == 300 and model._n_updates > 0  # learning_starts 100: it trained
+
+
+def test_the_cap_leaves_out_paused_time_and_stops_at_the_end():
+    cap = WallClockCap(0.15)
+    cap.model = SimpleNamespace(num_timesteps=0)  # what BaseCallback reads of a model
+    assert cap.elapsed() == 0.0  # not started
+    cap.on_training_start({}, {})
+    with cap.paused():
+        time.sleep(0.2)
+    assert cap.paused_s >= 0.2 and cap.elapsed() < 0.1 and cap.on_step() and not cap.hit
+    time.sleep(0.2)
+    assert not cap.on_step() and cap.hit
+    cap.on_training_end()
+    frozen = cap.elapsed()
+    time.sleep(0.05)
+    assert cap.elapsed() == frozen  # training time stops with training
+    with pytest.raises(ValueError, match="max_seconds"):
+        WallClockCap(0.0)

@@ -55,12 +55,12 @@ def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):
         assert returns.shape == (2,) and np.all(returns < 0)
         assert row["mean_regret"] == pytest.approx(np.mean(optimum - returns))
         assert row["mean_return"] == pytest.approx(returns.mean()) and row["worst_return"] == returns.min()
-        assert 0 < row["median_step_ms"] <= row["max_step_ms"] and math.isfinite(row["critic_rel_mse"])
+        assert 0 < row["median_step_ms"] <= row["p99_step_ms"] <= row["max_step_ms"] and math.isfinite(row["critic_rel_mse"])
     assert summary["agents"]["DVP"]["env_interactions"] == 0 < summary["agents"]["DVP"]["model_evaluations"]
     assert summary["agents"]["SAC"]["model_evaluations"] == 0 < summary["agents"]["SAC"]["env_interactions"] <= 150
     assert summary["agents"]["SAC"]["critic_gamma"] == 0.99 and summary["agents"]["DVP"]["critic_gamma"] == 1.0
     text = (zoo / "run" / "summary.md").read_text()
-    assert "rl-zoo3 TQC (published" in text and "| DVP |" in text and "optimum (reference)" in text
+    assert "rl-zoo3 TQC (published" in text and "| DVP |" in text and "optimum (reference)" in text and "ms / step (p99)" in text
 
 
 def test_outputs_for_people_who_would_rather_look(zoo):
@@ -71,7 +71,9 @@ def test_outputs_for_people_who_would_rather_look(zoo):
     assert agent.user_id == "Pendulum-v1" and agent.iteration == 1 and (zoo / "run" / "SAC.zip").exists()
     events = EventAccumulator(str(zoo / "run" / "tb" / "DVP"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
-    assert {"zoo/mean_return", "zoo/mean_regret", "zoo/median_step_ms", "zoo/max_step_ms"} <= set(events.Tags()["scalars"])
+    scalars = set(events.Tags()["scalars"])
+    assert {"zoo/mean_return", "zoo/mean_regret", "zoo/median_step_ms", "zoo/p99_step_ms", "zoo/max_step_ms"} <= scalars
+    assert sorted((zoo / "run" / "tb_internal").iterdir()) == [zoo / "run" / "tb_internal" / "DVP_1", zoo / "run" / "tb_internal" / "SAC_1"]
     assert "zoo/returns" in events.Tags()["images"] and "zoo/episode_returns" in events.Tags()["histograms"]
 
 

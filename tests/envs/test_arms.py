@@ -117,8 +117,14 @@ def test_rest_at_the_goal_with_gravity_compensation_is_a_zero_cost_equilibrium(p
     u = env.gravity_torques(x)
     assert env.cost(x, u) < 1e-25  # 0 up to the rounding of p_ee - goal (1e-16 m)
     np.testing.assert_allclose(env.dynamics(x, u), x, rtol=0, atol=1e-9)
-    assert env.goal_state is None  # zero torque does not hold the arm (see the class)
-    assert np.abs(env.dynamics(x, np.zeros(env.nu)) - x).max() > 1e-3
+    assert np.abs(env.dynamics(x, np.zeros(env.nu)) - x).max() > 1e-3  # zero torque does not hold the arm
+    # the goal state the env names is such an equilibrium under its goal control (DVP's anchor checks it)
+    from dvp_rl.agent import checked_goal
+
+    goal, held = np.array(env.goal_state), np.array(env.goal_control)
+    np.testing.assert_allclose(held, env.gravity_torques(goal))
+    assert env.cost(goal, held) < 1e-25 and env.distance(goal) < 1e-12
+    np.testing.assert_array_equal(checked_goal(env), goal)
 
 
 def checker_warnings(env: gym.Env) -> list[str]:
