@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -19,6 +20,7 @@ from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
+from dvp_rl.checkpoint import checkpoint_lock
 from dvp_rl.config import as_config, config_dict, integer
 from dvp_rl.control.config import MPCConfig
 from dvp_rl.control.mpc import BatchController
@@ -266,6 +268,9 @@ class DVP:
             ``False`` continues a loaded checkpoint where it stopped
         :param progress_bar: show a progress bar over the solves of each iteration
         :raises ValueError: ``total_iterations`` not an integer >= 1
+        :raises dvp_rl.checkpoint.CheckpointInUseError: another run is learning with the same
+            checkpoint file (it holds the file's lock, :func:`dvp_rl.checkpoint.checkpoint_lock`,
+            which ``learn`` holds while it runs)
         """
         total = integer("total_iterations", self.default_iterations if total_iterations is None else total_iterations, 1)
         if reset_num_timesteps:
@@ -275,21 +280,22 @@ class DVP:
         callback = self._init_callback(callback)
         self._record_hparams()
         checkpoint = self._checkpoint_path()
-        pool = self.parallel.make_pool()
-        callback.on_training_start(locals(), globals())
-        try:
-            for _ in range(total):
-                self._iterate(pool, progress_bar)
-                if checkpoint is not None:
-                    self.save(checkpoint)
-                keep_going = callback.on_step()  # before the dump, so eval/* lands in this iteration's row
-                if self.iteration % max(1, log_interval) == 0:
-                    self.logger.dump(self.num_timesteps)
-                if not keep_going:
-                    break
-        finally:
-            if pool is not None:
-                pool.close()
+        with contextlib.nullcontext() if checkpoint is None else checkpoint_lock(checkpoint):  # one run per checkpoint file
+            pool = self.parallel.make_pool()
+            callback.on_training_start(locals(), globals())
+            try:
+                for _ in range(total):
+                    self._iterate(pool, progress_bar)
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+                    keep_going = callback.on_step()  # before the dump, so eval/* lands in this iteration's row
+                    if self.iteration % max(1, log_interval) == 0:
+                        self.logger.dump(self.num_timesteps)
+                    if not keep_going:
+                        break
+            finally:
+                if pool is not None:
+                    pool.close()
         callback.on_training_end()
         return self
 
