@@ -14,6 +14,20 @@ import envs
 ALL_ENV_IDS = list(envs.ENV_IDS)
 
 
+#: solver settings that OptimalControlProblem and MPCController refuse when made, with the message
+#: (before: see each comment)
+BAD_SOLVER_SETTINGS = [
+    ({"horizon": 2.5}, "horizon must be an integer >= 1, got 2.5"),  # was truncated to 2
+    ({"horizon": True}, "horizon must be an integer >= 1, got True"),  # was a horizon of 1
+    ({"horizon": 0}, "horizon must be an integer >= 1, got 0"),
+    ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),  # was: every solve returned the guess unsolved
+    ({"max_iter": 10.5}, "max_iter must be an integer >= 1, got 10.5"),  # was truncated to 10
+    ({"th_stop": -1.0}, "th_stop must be a finite number > 0, got -1.0"),  # was Crocoddyl's bare Exception at the first solve
+    ({"th_stop": 0.0}, "th_stop must be a finite number > 0, got 0.0"),
+    ({"th_stop": float("nan")}, "th_stop must be a finite number > 0, got nan"),
+]
+
+
 def make_unwrapped(env_id: str, **kwargs):
     return gym.make(env_id, **kwargs).unwrapped
 

@@ -1,5 +1,6 @@
 """The DVP agent: LQR closed form, SB3 interface, persistence, resume, callbacks, bad input."""
 
+import re
 import zipfile
 
 import numpy as np
@@ -248,3 +249,18 @@ def _fast_pendulum():
     env = gym.make("Pendulum-v1")
     env.unwrapped.max_speed = 20.0
     return env
+
+
+def test_integer_settings_of_learn_and_controller_are_integers():
+    agent = tiny_agent()
+    with pytest.raises(ValueError, match=re.escape("total_iterations must be an integer >= 1, got 1.5")):
+        agent.learn(1.5)
+    with pytest.raises(ValueError, match=re.escape("total_iterations must be an integer >= 1, got True")):
+        agent.learn(True)
+    with pytest.raises(ValueError, match=re.escape("mpc.horizon must be an integer >= 1, got 2.5")):
+        agent.controller(horizon=2.5)
+    with pytest.raises(ValueError, match=re.escape("mpc.max_iter must be an integer >= 1, got 0")):
+        agent.controller(max_iter=0)
+    with pytest.raises(ValueError, match=re.escape("mpc.th_stop must be finite and > 0, got -1")):
+        agent.controller(th_stop=-1)
+    assert agent.iteration == 0 and agent.controller(horizon=4.0).horizon == 4  # an integral float is an integer

@@ -81,12 +81,13 @@ class MPCController(BatchController):
     """Receding-horizon control of a differentiable env with a terminal cost (e.g. a learned value).
 
     :param env: a dvp_rl env (wrappers allowed): the model the controller plans with
-    :param horizon: the planning horizon ``T`` (running nodes, >= 1)
+    :param horizon: the planning horizon ``T`` (running nodes, an integer >= 1)
     :param terminal: the terminal cost (:data:`dvp_rl.control.ocp.TerminalSpec`): ``None`` (zero),
         ``"env"``, or an exported value network (scaled by ``gamma**T``)
     :param gamma: discount of the plan's costs
-    :param max_iter: DDP iterations per solve; with a small budget the (unconverged) plan is applied as it is
-    :param th_stop: DDP stopping threshold
+    :param max_iter: DDP iterations per solve (an integer >= 1); with a small budget the
+        (unconverged) plan is applied as it is
+    :param th_stop: DDP stopping threshold (finite, > 0)
     :param retry_cold: re-solve from the default guess when a warm-started solve does not
         converge, and keep that solve when it converged (or the warm one failed outright)
     :param guesses: named initial guesses (:data:`dvp_rl.control.ocp.GUESSES`) also solved (multi-start):
@@ -101,6 +102,8 @@ class MPCController(BatchController):
     :param guess_when: ``"every_step"`` (see ``guess_margin``) or ``"restart"``: only where the plan
         starts afresh, at a step without a warm start (an episode's first) or whose warm-started solve
         did not converge (the DDP oracle's multi-start)
+    :raises ValueError: a setting out of its range, naming it (``horizon``, ``max_iter`` and
+        ``th_stop`` as :class:`~dvp_rl.control.ocp.OptimalControlProblem` checks them)
     """
 
     def __init__(

@@ -1,6 +1,7 @@
 """The one MPC controller: first control of the DDP plan, warm starts per env, resets, the closed
 loop, DVP.predict running it, and the solver side importing without torch."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from dvp_rl.agent import DVP
 from dvp_rl.control.mpc import MPCController, closed_loop
 from dvp_rl.control.ocp import solve_ocp
 from dvp_rl.value.arrays import numpy_value
-from tests.helpers import make_unwrapped
+from tests.helpers import BAD_SOLVER_SETTINGS, make_unwrapped
 
 
 def test_step_applies_the_first_control_of_the_cold_plan_then_warm_starts():
@@ -183,3 +184,12 @@ def test_restart_guesses_only_where_the_plan_starts_afresh():
     assert every.step(x1).solves == 1 + 3**env.nu
     with pytest.raises(ValueError, match="guess_when"):
         MPCController(env, 20, guess_when="sometimes")
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_SOLVER_SETTINGS)
+def test_controller_settings_are_checked_when_the_controller_is_made(kwargs, message):
+    """Before: horizon=2.5 planned over 2 steps, max_iter=0 applied unsolved plans, th_stop=-1
+    raised Crocoddyl's bare Exception at the first step."""
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MPCController(env, **{"horizon": 5, **kwargs})
