@@ -30,7 +30,7 @@ from dvp_rl.defaults import dvp_defaults
 from dvp_rl.value.arrays import NetworkArrays, numpy_value, numpy_value_derivatives
 from dvp_rl.value.networks import NetworkConfig, ValueNetwork
 from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
-from envs.base import DifferentiableEnv, wrap_angles
+from envs.base import DifferentiableEnv, as_real_array, wrap_angles
 from envs.twins import Twin, resolve_env
 
 #: settings of an id without an entry in ``dvp_rl/defaults.yml``
@@ -463,14 +463,15 @@ class DVP:
         whether one observation was given (a twin's map checks that each lies in its domain)."""
         if self.twin is None:
             return self._check_states(observation, "observation", "n_envs")
-        obs = np.asarray(observation, dtype=np.float64)
+        obs = np.asarray(observation)  # the twin's map checks the dtype too (a complex one is refused, not cut)
         single = obs.ndim == 1
         return np.atleast_2d(self.twin.observation_to_state(obs)), single
 
     def _check_states(self, states: Any, what: str = "states", batch: str = "n") -> tuple[np.ndarray, bool]:
         """States (n, nx) of ``states`` (nx,) or (n, nx), finite, and whether one state was given
-        (``what`` and ``batch`` name the argument and its batch size in the errors)."""
-        x = np.asarray(states, dtype=np.float64)
+        (``what`` and ``batch`` name the argument and its batch size in the errors; a dtype that is
+        not real numbers, e.g. complex, is refused before converting)."""
+        x = as_real_array(states, what)
         nx = self.system.nx
         if x.shape == (nx,):
             single = True

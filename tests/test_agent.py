@@ -14,6 +14,7 @@ from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import CheckpointError
 from dvp_rl.control.ocp import OptimalControlProblem
 from dvp_rl.value.networks import numpy_value
+from tests.helpers import NON_REAL_DTYPES, non_real
 
 TINY = dict(horizon=10, n_samples=60, fit={"max_epochs": 15, "polish_steps": 10}, collect={"n_validation": 20}, network={"net_arch": (16, 16)})
 
@@ -264,3 +265,17 @@ def test_integer_settings_of_learn_and_controller_are_integers():
     with pytest.raises(ValueError, match=re.escape("mpc.th_stop must be finite and > 0, got -1")):
         agent.controller(th_stop=-1)
     assert agent.iteration == 0 and agent.controller(horizon=4.0).horizon == 4  # an integral float is an integer
+
+
+@pytest.mark.parametrize("dtype", NON_REAL_DTYPES, ids=str)
+def test_a_non_real_observation_is_refused_before_converting(dtype):
+    """Before: a complex observation lost its imaginary part (a ComplexWarning at most)."""
+    agent = tiny_agent()
+    x = agent.system.sample_states(2, 0)
+    for bad, call, name in [(x[0], agent.predict, "observation"), (x, agent.predict, "observation"), (x, agent.value, "states"),
+                            (x[0], agent.value_derivatives, "states")]:  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"{name} must hold real numbers, got dtype {dtype}")):
+            call(non_real(bad, dtype, 1e-3))
+    twin = DVP("Pendulum-v1", horizon=5, n_samples=10, collect={"n_validation": 5}, network={"net_arch": (8,)}, n_workers=1, checkpoint_dir=None)
+    with pytest.raises(ValueError, match=re.escape(f"a Pendulum-v1 observation must hold real numbers, got dtype {dtype}")):
+        twin.predict(non_real([1.0, 0.0, 0.0], dtype))
