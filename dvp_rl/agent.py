@@ -516,7 +516,8 @@ class DVP:
 
         Runs :meth:`controller`'s controller (rebuilt after every iteration): warm-started from the
         previous call's plan (shifted by one step) for each env index; ``episode_start[i]`` drops
-        that warm start. ``state`` is unused (no recurrent state).
+        that warm start, and without ``episode_start`` so does an observation that starts a new
+        episode (:meth:`~dvp_rl.control.mpc.MPCController.is_new_episode`). ``state`` is unused.
 
         :param observation: observation(s) of the env the agent acts in, (n_obs,) or (n_envs, n_obs):
             the state itself for a dvp_rl env, the real env's observation for a twin (e.g.

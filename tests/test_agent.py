@@ -3,6 +3,7 @@
 import re
 import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import scipy.linalg
@@ -279,3 +280,35 @@ def test_a_non_real_observation_is_refused_before_converting(dtype):
     twin = DVP("Pendulum-v1", horizon=5, n_samples=10, collect={"n_validation": 5}, network={"net_arch": (8,)}, n_workers=1, checkpoint_dir=None)
     with pytest.raises(ValueError, match=re.escape(f"a Pendulum-v1 observation must hold real numbers, got dtype {dtype}")):
         twin.predict(non_real([1.0, 0.0, 0.0], dtype))
+
+
+def pendulum_agent(**mpc) -> DVP:
+    return DVP("dvp_rl/Pendulum-v0", horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)},
+               fit={"max_epochs": 3, "polish_steps": 0}, mpc=mpc or None, n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+
+
+def reset_predict_loop(agent: DVP, episode_start: str, seeds=(1, 2), steps: int = 8) -> np.ndarray:
+    """The actions of SB3's habit ``obs, _ = env.reset(); action, _ = agent.predict(obs)`` over one
+    episode per seed; ``episode_start``: ``"none"`` (not passed), ``"marked"`` (true at each reset)
+    or ``"never"`` (always false: what the loop without it got before)."""
+    env, actions = gym.make("dvp_rl/Pendulum-v0"), []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        for t in range(steps):
+            kwargs = {} if episode_start == "none" else {"episode_start": np.array([t == 0 and episode_start == "marked"])}
+            action, _ = agent.predict(obs, **kwargs)
+            actions.append(action)
+            obs, *_ = env.step(action)
+    return np.array(actions)
+
+
+@pytest.mark.parametrize("mpc", [{}, {"search": {"steps": [2], "rollout": 3}}], ids=["mpc", "search"])
+def test_a_reset_predict_loop_without_episode_start_gets_the_controller_of_evaluate_policy(mpc):
+    """Before: without episode_start the second episode was planned from the first one's warm start,
+    and the first-step search never ran again."""
+    plain = reset_predict_loop(pendulum_agent(**mpc), "none")
+    marked = reset_predict_loop(pendulum_agent(**mpc), "marked")
+    np.testing.assert_array_equal(plain, marked)
+    assert not np.array_equal(reset_predict_loop(pendulum_agent(**mpc), "never")[8:], marked[8:])  # the test can tell
+    one_episode = reset_predict_loop(pendulum_agent(**mpc), "none", seeds=(1,), steps=30)  # an episode going on is never reset
+    np.testing.assert_array_equal(one_episode, reset_predict_loop(pendulum_agent(**mpc), "marked", seeds=(1,), steps=30))
