@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -19,6 +20,7 @@ from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import envs
+from dvp_rl.checkpoint import checkpoint_lock
 from dvp_rl.config import as_config, config_dict, integer
 from dvp_rl.control.config import MPCConfig
 from dvp_rl.control.mpc import BatchController
@@ -28,7 +30,7 @@ from dvp_rl.defaults import dvp_defaults
 from dvp_rl.value.arrays import NetworkArrays, numpy_value, numpy_value_derivatives
 from dvp_rl.value.networks import NetworkConfig, ValueNetwork
 from dvp_rl.value.sobolev import FitConfig, FitResult, SobolevWeights, fit_value_network
-from envs.base import DifferentiableEnv, wrap_angles
+from envs.base import DifferentiableEnv, as_real_array, wrap_angles
 from envs.twins import resolve_env
 
 #: settings of an id without an entry in ``dvp_rl/defaults.yml``
@@ -268,6 +270,9 @@ class DVP:
             ``False`` continues a loaded checkpoint where it stopped
         :param progress_bar: show a progress bar over the solves of each iteration
         :raises ValueError: ``total_iterations`` not an integer >= 1
+        :raises dvp_rl.checkpoint.CheckpointInUseError: another run is learning with the same
+            checkpoint file (it holds the file's lock, :func:`dvp_rl.checkpoint.checkpoint_lock`,
+            which ``learn`` holds while it runs)
         """
         total = integer("total_iterations", self.default_iterations if total_iterations is None else total_iterations, 1)
         if reset_num_timesteps:
@@ -277,21 +282,22 @@ class DVP:
         callback = self._init_callback(callback)
         self._record_hparams()
         checkpoint = self._checkpoint_path()
-        pool = self.parallel.make_pool()
-        callback.on_training_start(locals(), globals())
-        try:
-            for _ in range(total):
-                self._iterate(pool, progress_bar)
-                if checkpoint is not None:
-                    self.save(checkpoint)
-                keep_going = callback.on_step()  # before the dump, so eval/* lands in this iteration's row
-                if self.iteration % max(1, log_interval) == 0:
-                    self.logger.dump(self.num_timesteps)
-                if not keep_going:
-                    break
-        finally:
-            if pool is not None:
-                pool.close()
+        with contextlib.nullcontext() if checkpoint is None else checkpoint_lock(checkpoint):  # one run per checkpoint file
+            pool = self.parallel.make_pool()
+            callback.on_training_start(locals(), globals())
+            try:
+                for _ in range(total):
+                    self._iterate(pool, progress_bar)
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+                    keep_going = callback.on_step()  # before the dump, so eval/* lands in this iteration's row
+                    if self.iteration % max(1, log_interval) == 0:
+                        self.logger.dump(self.num_timesteps)
+                    if not keep_going:
+                        break
+            finally:
+                if pool is not None:
+                    pool.close()
         callback.on_training_end()
         return self
 
@@ -459,14 +465,15 @@ class DVP:
         whether one observation was given (a twin's map checks that each lies in its domain)."""
         if self.twin is None:
             return self._check_states(observation, "observation", "n_envs")
-        obs = np.asarray(observation, dtype=np.float64)
+        obs = np.asarray(observation)  # the twin's map checks the dtype too (a complex one is refused, not cut)
         single = obs.ndim == 1
         return np.atleast_2d(self.twin.observation_to_state(obs)), single
 
     def _check_states(self, states: Any, what: str = "states", batch: str = "n") -> tuple[np.ndarray, bool]:
         """States (n, nx) of ``states`` (nx,) or (n, nx), finite, and whether one state was given
-        (``what`` and ``batch`` name the argument and its batch size in the errors)."""
-        x = np.asarray(states, dtype=np.float64)
+        (``what`` and ``batch`` name the argument and its batch size in the errors; a dtype that is
+        not real numbers, e.g. complex, is refused before converting)."""
+        x = as_real_array(states, what)
         nx = self.system.nx
         if x.shape == (nx,):
             single = True
@@ -511,7 +518,8 @@ class DVP:
 
         Runs :meth:`controller`'s controller (rebuilt after every iteration): warm-started from the
         previous call's plan (shifted by one step) for each env index; ``episode_start[i]`` drops
-        that warm start. ``state`` is unused (no recurrent state).
+        that warm start, and without ``episode_start`` so does an observation that starts a new
+        episode (:meth:`~dvp_rl.control.mpc.MPCController.is_new_episode`). ``state`` is unused.
 
         :param observation: observation(s) of the env the agent acts in, (n_obs,) or (n_envs, n_obs):
             the state itself for a dvp_rl env, the real env's observation for a twin (e.g.

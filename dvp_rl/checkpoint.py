@@ -8,6 +8,7 @@ nothing in it decides where the loading process connects: execution settings are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import glob
@@ -16,10 +17,13 @@ import json
 import logging
 import os
 import platform
+import re
+import socket
 import tempfile
+import time
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,9 @@ REQUIRED_DATA_KEYS: dict[str, type] = {
 }
 #: arrays of an agent checkpoint that hold states, shape (N, nx)
 STATE_ARRAYS = ("validation_states", "final_states")
+#: seconds after which a temporary file of an unfinished write is removed whoever wrote it (see
+#: :func:`write_checkpoint`); a write takes seconds, so a temporary this old is no live write's
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def jsonable(value: Any) -> Any:
@@ -67,6 +74,10 @@ def jsonable(value: Any) -> Any:
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or incompatible."""
+
+
+class CheckpointInUseError(CheckpointError):
+    """A checkpoint file that another run is writing (it holds the lock of :func:`checkpoint_lock`)."""
 
 
 def system_info() -> str:
@@ -93,23 +104,27 @@ def system_info() -> str:
 def write_checkpoint(path: str | os.PathLike, data: dict[str, Any], state_dict: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]) -> Path:
     """Write the zip to ``path`` (``.zip`` appended if missing) atomically and durably.
 
-    The zip is written to a temporary ``<name>*.tmp`` file next to ``path``, fsync'ed, renamed
-    over ``path`` and the folder fsync'ed: a crash or a power cut leaves either the old file or
-    the new one. Temporary files that an interrupted earlier write left (``kill -9``) are removed
-    first, so one process at a time may write a given ``path``. Returns the path written.
+    The zip is written to a temporary file next to ``path``, fsync'ed, renamed over ``path`` and
+    the folder fsync'ed: a crash or a power cut leaves either the old file or the new one. Each
+    write has its own temporary, ``<name>.<host>.<pid>.<random>.tmp`` (``tempfile.mkstemp``), so
+    that writers in several processes or threads never share one; the last rename wins.
+
+    Temporaries that interrupted writes left (``kill -9``) are removed first, but never a live
+    writer's: one is removed when the process its name records is no longer running on this
+    host, or when it is older than :data:`STALE_TEMPORARY_SECONDS` whatever its name says (a pid
+    reused since, another host's crashed writer, the ``<name>*.tmp`` of older versions). Returns
+    the path written.
     """
     from dvp_rl import __version__
 
-    path = Path(path)
-    if path.suffix != ".zip":
-        path = path.with_name(path.name + ".zip")
+    path = _zip_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net_bytes = io.BytesIO()
     torch.save(state_dict, net_bytes)
     arr_bytes = io.BytesIO()
     np.savez(arr_bytes, **arrays)
     _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -130,11 +145,88 @@ def write_checkpoint(path: str | os.PathLike, data: dict[str, Any], state_dict: 
     return path
 
 
+def _zip_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``.zip`` appended if it lacks it (what :func:`write_checkpoint` writes)."""
+    path = Path(path)
+    return path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
+
+
+#: this host's name as it appears in temporary file names (letters, digits and dashes)
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the ``<name>*.tmp`` files that an interrupted write of ``path`` left in its folder."""
-    for stale in path.parent.glob(glob.escape(path.name) + "*.tmp"):
-        logger.info("removing %s, left by an interrupted checkpoint write", stale)
-        stale.unlink(missing_ok=True)
+    """Delete the temporaries of interrupted writes of ``path`` in its folder (see :func:`write_checkpoint`)."""
+    named = re.compile(re.escape(path.name) + r"\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp")
+    now = time.time()
+    for temporary in path.parent.glob(glob.escape(path.name) + "*.tmp"):
+        try:
+            age = now - temporary.stat().st_mtime
+        except FileNotFoundError:  # its writer renamed it, or another writer removed it
+            continue
+        match = named.fullmatch(temporary.name)
+        dead = match is not None and match["host"] == _HOST and not _pid_running(int(match["pid"]))
+        if dead or age > STALE_TEMPORARY_SECONDS:
+            logger.info("removing %s, left by an interrupted checkpoint write", temporary)
+            temporary.unlink(missing_ok=True)
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (POSIX; elsewhere assumed so: only the age rule applies)."""
+    if os.name != "posix":
+        return True
+    if pid <= 0:  # not a writer's pid (and os.kill would signal a process group)
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only the existence is checked
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def checkpoint_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold an advisory lock on the checkpoint ``path`` (``.zip`` appended if missing) for the
+    duration of the ``with`` block: what ``DVP.learn`` holds around its iterations, so that two
+    runs never write the same checkpoint in turns (the last writer would win silently).
+
+    The lock is ``fcntl.flock`` on ``<path>.lock`` next to the checkpoint, which records the pid
+    of its holder; the operating system releases it when the holder exits, even by ``kill -9``,
+    and the file itself stays (removing it would race with a run that opened it). Processes
+    forked while it is held share it until they exit. Where ``fcntl`` is missing (Windows) no
+    lock is taken. Yields the lock file's path.
+
+    :raises CheckpointInUseError: another run (or another ``with`` block) holds the lock; the
+        message names the checkpoint, the lock file and the holder's pid
+    """
+    path = _zip_path(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield lock
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", errors="replace").strip() or "unknown"
+            raise CheckpointInUseError(
+                f"{path} is in use: another run (process {holder}) holds its lock {lock}; "
+                "give each run its own checkpoint_dir (or wait for that run to end)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        try:
+            yield lock
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -12,8 +12,10 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dvp_rl.config import merge_settings
@@ -92,6 +94,40 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the folder of ``dvp-rl train``'s final zip when ``--save`` is not given
+DEFAULT_SAVE_FOLDER = "runs"
+
+
+def _check_save_path(save: str | None) -> None:
+    """Check ``--save`` (or the default folder when it is ``None``) before any work."""
+    from dvp_rl.config import check_writable_folder
+
+    if save is None:
+        check_writable_folder(DEFAULT_SAVE_FOLDER, "the default --save folder")
+        return
+    path = Path(save) if Path(save).suffix == ".zip" else Path(save + ".zip")  # what DVP.save writes
+    if path.is_dir():
+        raise ValueError(f"--save {save}: {path} is a folder; give the path of the zip to write")
+    check_writable_folder(path.parent, f"--save {save}: its folder")
+
+
+def _default_save_path(env_id: str, seed: Any) -> Path:
+    """A new file ``runs/<env id>__DVP__<seed>.zip`` (the id's ``/`` written ``-``), or with ``_1``,
+    ``_2``, ... appended when it exists: reserved (created empty, exclusively), so that neither an
+    earlier run's file nor a concurrent run's is replaced."""
+    stem = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', env_id)}__DVP__{seed}"
+    folder = Path(DEFAULT_SAVE_FOLDER)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(10_000):
+        path = folder / (f"{stem}.zip" if n == 0 else f"{stem}_{n}.zip")
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            continue
+    raise ValueError(f"{folder} holds {stem}.zip and 9999 numbered copies: give --save")
+
+
 def _train(args: argparse.Namespace) -> int:
     import time
 
@@ -99,8 +135,11 @@ def _train(args: argparse.Namespace) -> int:
 
     from dvp_rl.agent import DVP
     from dvp_rl.callbacks import GroundTruthEvalCallback
+    from dvp_rl.config import check_writable_folder
     from dvp_rl.references.ground_truth import ground_truth
 
+    _check_save_path(args.save)  # the paths first: a typo costs seconds, not a training run
+    check_writable_folder(args.tensorboard_log, "--tensorboard-log")
     env_kwargs = args.env_kwargs or {}
     if args.resume:
         agent = DVP.load(args.resume, n_workers=args.n_workers, tensorboard_log=args.tensorboard_log, verbose=1)
@@ -119,7 +158,13 @@ def _train(args: argparse.Namespace) -> int:
         callbacks.append(GroundTruthEvalCallback(truth, verbose=1))
     start = time.perf_counter()
     agent.learn(args.iterations, callback=callbacks, progress_bar=True, reset_num_timesteps=not args.resume, tb_log_name=args.tb_log_name)
-    path = agent.save(args.save or f"runs/{agent.env_id.split('/')[-1]}__DVP__{args.seed}.zip")
+    reserved = None if args.save else _default_save_path(agent.user_id, args.seed if agent.seed is None else agent.seed)
+    try:
+        path = agent.save(args.save or reserved)
+    except BaseException:
+        if reserved is not None:
+            reserved.unlink(missing_ok=True)
+        raise
     print(f"trained {agent.iteration} iterations ({agent.model_evaluations:,} model evaluations, "
           f"{agent.failed_solves} failed solves) in {time.perf_counter() - start:.1f} s; saved {path}")
     return 0
@@ -197,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="solve each env with DDP and print V, Vx and solve times")
-    demo.add_argument("--env", action="append", help="env id (repeatable; default: all)")
+    demo.add_argument("--env", action="append",
+                      help="a dvp_rl env id, or a Gymnasium id with a differentiable twin (solved on its twin); "
+                           "repeatable (default: every dvp_rl env of envs.ENV_IDS)")  # fmt: skip
     demo.add_argument("--horizon", type=_integer(1), default=50)
     demo.add_argument("--n-states", type=_integer(1), default=30)
     demo.add_argument("--seed", type=int, default=0)
@@ -215,9 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-workers", type=_integer(1), default=None, help="solver processes (default: all cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval-states", type=_integer(0), default=100, help="ground-truth states for eval/* (0: none)")
-    train.add_argument("--tensorboard-log", default="runs/tensorboard")
+    train.add_argument("--tensorboard-log", default="runs/tensorboard", help="folder of the tensorboard runs (default runs/tensorboard)")
     train.add_argument("--tb-log-name", default="DVP")
-    train.add_argument("--save", default=None, help="path of the final zip (default runs/<env>__DVP__<seed>.zip)")
+    train.add_argument("--save", default=None,
+                       help="path of the final zip, replaced if it exists (default: a new file runs/<env id>__DVP__<seed>.zip, the id's "
+                            "'/' written '-'; when that file exists, _1, _2, ... is appended: an earlier run's file is never replaced)")  # fmt: skip
     train.add_argument("--resume", default=None, help="a checkpoint zip to continue from")
     train.set_defaults(func=_train)
 

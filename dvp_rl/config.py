@@ -1,4 +1,5 @@
-"""Argument checks shared by the public constructors: integers that are integers, and config values.
+"""Argument checks shared by the public constructors and the command line: integers that are
+integers, folders that can be written, and config values.
 
 A settings group that travels together is one frozen dataclass (``FitConfig``, ``MPCConfig``,
 ``ParallelConfig``, ...), given as the class itself, a dict of its fields or ``None``; these
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,6 +42,31 @@ def positive(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return number
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Check, before any work, that ``folder`` is a folder this process can write in, or one that it
+    can create; returns ``folder`` as a ``Path``. Nothing is left behind.
+
+    The nearest existing folder on the way (``folder`` itself, else its nearest existing parent)
+    is probed with a temporary file, removed at once: permissions, read-only mounts and a
+    superuser's rights all answer as the real write will.
+
+    :param what: what ``folder`` is to the user (e.g. ``"--tensorboard-log"``), named in the message
+    :raises ValueError: naming ``what``, ``folder`` and the problem: a file where a folder should
+        be, or a folder that refuses new files (with the system's reason)
+    """
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents, Path(".")) if os.path.lexists(p))
+    if not existing.is_dir():
+        raise ValueError(f"{what} {folder}: {existing} is {'a file' if existing.is_file() else 'something else'}, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dvp_rl-write-check-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{what} {folder}: cannot write in {existing} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder
 
 
 def as_config(cls: type[C], value: Any, name: str, base: C | None = None) -> C:

@@ -271,8 +271,21 @@ class DifferentiableEnv(gym.Env[np.ndarray, np.ndarray], abc.ABC):
         return self.state.copy(), -cost, False, False, {"cost": cost}
 
 
+def as_real_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 array; its dtype is checked before converting, so that nothing is dropped.
+
+    :raises ValueError: naming ``what``, for a dtype that is not real numbers (bool, integer or
+        floating): a complex one (``np.asarray(..., dtype=float)`` would drop the imaginary part),
+        an object or a string one
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    return np.asarray(array, dtype=np.float64)
+
+
 def _check_vector(v: Any, n: int, name: str, owner: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
+    arr = as_real_array(v, f"{owner}: {name}")
     if arr.shape != (n,):
         raise ValueError(f"{owner}: {name} must have shape ({n},), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):

@@ -44,8 +44,11 @@ MUJOCO_RENDER_KWARGS = ("render_mode", "width", "height", "camera_id", "camera_n
 
 
 def _as_observations(observation: Any, size: int, real_id: str) -> np.ndarray:
-    """``observation`` as float64 of shape (size,) or (n, size), finite, or a ``ValueError``."""
-    obs = np.asarray(observation, dtype=np.float64)
+    """``observation`` as float64 of shape (size,) or (n, size), finite, of real numbers (checked
+    before converting: a complex one is refused, not cut to its real part), or a ``ValueError``."""
+    from envs.base import as_real_array
+
+    obs = as_real_array(observation, f"a {real_id} observation")
     if obs.ndim not in (1, 2) or obs.shape[-1] != size:
         raise ValueError(f"a {real_id} observation has shape ({size},) or (n, {size}), got shape {obs.shape}")
     if not np.all(np.isfinite(obs)):

@@ -8,10 +8,36 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 import envs
 
 ALL_ENV_IDS = list(envs.ENV_IDS)
+
+
+#: solver settings that OptimalControlProblem and MPCController refuse when made, with the message
+#: (before: see each comment)
+BAD_SOLVER_SETTINGS = [
+    ({"horizon": 2.5}, "horizon must be an integer >= 1, got 2.5"),  # was truncated to 2
+    ({"horizon": True}, "horizon must be an integer >= 1, got True"),  # was a horizon of 1
+    ({"horizon": 0}, "horizon must be an integer >= 1, got 0"),
+    ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),  # was: every solve returned the guess unsolved
+    ({"max_iter": 10.5}, "max_iter must be an integer >= 1, got 10.5"),  # was truncated to 10
+    ({"th_stop": -1.0}, "th_stop must be a finite number > 0, got -1.0"),  # was Crocoddyl's bare Exception at the first solve
+    ({"th_stop": 0.0}, "th_stop must be a finite number > 0, got 0.0"),
+    ({"th_stop": float("nan")}, "th_stop must be a finite number > 0, got nan"),
+]
+
+
+#: dtypes that are not real numbers, which every array argument refuses (before: a complex one lost its
+#: imaginary part with a ComplexWarning at most, an object or a string one was converted)
+NON_REAL_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64), np.dtype(object), np.dtype("U32"), np.dtype("S32"))
+
+
+def non_real(array: Any, dtype: np.dtype, imaginary: float = 0.0) -> np.ndarray:
+    """``array`` as ``dtype`` (plus ``imaginary * 1j`` for a complex one): the same numbers, a non-real dtype."""
+    array = np.asarray(array, dtype=np.float64)
+    return array.astype(dtype) + imaginary * 1j if dtype.kind == "c" else array.astype(dtype)
 
 
 def make_unwrapped(env_id: str, **kwargs):

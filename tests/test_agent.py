@@ -1,7 +1,9 @@
 """The DVP agent: LQR closed form, SB3 interface, persistence, resume, callbacks, bad input."""
 
+import re
 import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import scipy.linalg
@@ -13,6 +15,7 @@ from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import CheckpointError
 from dvp_rl.control.ocp import OptimalControlProblem
 from dvp_rl.value.networks import numpy_value
+from tests.helpers import NON_REAL_DTYPES, non_real
 
 TINY = dict(horizon=10, n_samples=60, fit={"max_epochs": 15, "polish_steps": 10}, collect={"n_validation": 20}, network={"net_arch": (16, 16)})
 
@@ -313,3 +316,64 @@ def test_get_env_keeps_the_time_limit_of_the_env_given():
 
     agent = tiny_pendulum_v1(gym.make("Pendulum-v1", max_episode_steps=50))
     assert agent.twin.max_episode_steps == 50 and agent.get_env().envs[0].spec.max_episode_steps == 50
+
+
+def test_integer_settings_of_learn_and_controller_are_integers():
+    agent = tiny_agent()
+    with pytest.raises(ValueError, match=re.escape("total_iterations must be an integer >= 1, got 1.5")):
+        agent.learn(1.5)
+    with pytest.raises(ValueError, match=re.escape("total_iterations must be an integer >= 1, got True")):
+        agent.learn(True)
+    with pytest.raises(ValueError, match=re.escape("mpc.horizon must be an integer >= 1, got 2.5")):
+        agent.controller(horizon=2.5)
+    with pytest.raises(ValueError, match=re.escape("mpc.max_iter must be an integer >= 1, got 0")):
+        agent.controller(max_iter=0)
+    with pytest.raises(ValueError, match=re.escape("mpc.th_stop must be finite and > 0, got -1")):
+        agent.controller(th_stop=-1)
+    assert agent.iteration == 0 and agent.controller(horizon=4.0).horizon == 4  # an integral float is an integer
+
+
+@pytest.mark.parametrize("dtype", NON_REAL_DTYPES, ids=str)
+def test_a_non_real_observation_is_refused_before_converting(dtype):
+    """Before: a complex observation lost its imaginary part (a ComplexWarning at most)."""
+    agent = tiny_agent()
+    x = agent.system.sample_states(2, 0)
+    for bad, call, name in [(x[0], agent.predict, "observation"), (x, agent.predict, "observation"), (x, agent.value, "states"),
+                            (x[0], agent.value_derivatives, "states")]:  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"{name} must hold real numbers, got dtype {dtype}")):
+            call(non_real(bad, dtype, 1e-3))
+    twin = DVP("Pendulum-v1", horizon=5, n_samples=10, collect={"n_validation": 5}, network={"net_arch": (8,)}, n_workers=1, checkpoint_dir=None)
+    with pytest.raises(ValueError, match=re.escape(f"a Pendulum-v1 observation must hold real numbers, got dtype {dtype}")):
+        twin.predict(non_real([1.0, 0.0, 0.0], dtype))
+
+
+def pendulum_agent(**mpc) -> DVP:
+    return DVP("dvp_rl/Pendulum-v0", horizon=5, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)},
+               fit={"max_epochs": 3, "polish_steps": 0}, mpc=mpc or None, n_workers=1, seed=0, checkpoint_dir=None).learn(1)  # fmt: skip
+
+
+def reset_predict_loop(agent: DVP, episode_start: str, seeds=(1, 2), steps: int = 8) -> np.ndarray:
+    """The actions of SB3's habit ``obs, _ = env.reset(); action, _ = agent.predict(obs)`` over one
+    episode per seed; ``episode_start``: ``"none"`` (not passed), ``"marked"`` (true at each reset)
+    or ``"never"`` (always false: what the loop without it got before)."""
+    env, actions = gym.make("dvp_rl/Pendulum-v0"), []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        for t in range(steps):
+            kwargs = {} if episode_start == "none" else {"episode_start": np.array([t == 0 and episode_start == "marked"])}
+            action, _ = agent.predict(obs, **kwargs)
+            actions.append(action)
+            obs, *_ = env.step(action)
+    return np.array(actions)
+
+
+@pytest.mark.parametrize("mpc", [{}, {"search": {"steps": [2], "rollout": 3}}], ids=["mpc", "search"])
+def test_a_reset_predict_loop_without_episode_start_gets_the_controller_of_evaluate_policy(mpc):
+    """Before: without episode_start the second episode was planned from the first one's warm start,
+    and the first-step search never ran again."""
+    plain = reset_predict_loop(pendulum_agent(**mpc), "none")
+    marked = reset_predict_loop(pendulum_agent(**mpc), "marked")
+    np.testing.assert_array_equal(plain, marked)
+    assert not np.array_equal(reset_predict_loop(pendulum_agent(**mpc), "never")[8:], marked[8:])  # the test can tell
+    one_episode = reset_predict_loop(pendulum_agent(**mpc), "none", seeds=(1,), steps=30)  # an episode going on is never reset
+    np.testing.assert_array_equal(one_episode, reset_predict_loop(pendulum_agent(**mpc), "marked", seeds=(1,), steps=30))

@@ -3,16 +3,20 @@ runs code, writes are atomic and durable (fsync) and clean up after interrupted 
 
 import io
 import json
+import multiprocessing
 import os
 import pickle
 import re
+import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from dvp_rl.agent import DVP
 from dvp_rl.config import merge_settings
@@ -179,15 +183,67 @@ def test_check_contents_names_non_finite_values_and_wrong_shapes(good):
         check_contents(*read_checkpoint(write_checkpoint(good.with_name("nan.zip"), data, state_dict, arrays))[1:], NX)
 
 
-def test_the_next_write_removes_temporaries_of_an_interrupted_one(tmp_path):
+def finished_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def test_the_next_write_removes_temporaries_of_interrupted_writes_only(tmp_path):
+    from dvp_rl.checkpoint import _HOST, STALE_TEMPORARY_SECONDS
+
     path = tmp_path / "dvp_checkpoint.zip"
-    stale = [tmp_path / "dvp_checkpoint.zipq1w2e3r4.tmp", tmp_path / "dvp_checkpoint.zip.a8b7c6.tmp"]  # old and new naming
-    others = [tmp_path / "other.zip.x1.tmp", tmp_path / "notes.txt"]
-    for file in stale + others:
-        file.write_bytes(b"half a zip")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    stale = {  # name: mtime (None: now)
+        f"dvp_checkpoint.zip.{_HOST}.{finished_pid()}.k3j4h5.tmp": None,  # its writer died (kill -9)
+        "dvp_checkpoint.zipq1w2e3r4.tmp": old,  # older naming, old
+        "dvp_checkpoint.zip.a8b7c6.tmp": old,
+        f"dvp_checkpoint.zip.other-host.{os.getpid()}.x9y8z7.tmp": old,  # another host's, old
+        f"dvp_checkpoint.zip.{_HOST}.{os.getpid()}.u7v6w5.tmp": old,  # a live pid, but too old to be a write (a reused pid)
+    }
+    live = {
+        f"dvp_checkpoint.zip.{_HOST}.{os.getpid()}.a1b2c3.tmp": None,  # a write in progress (this process: another thread)
+        f"dvp_checkpoint.zip.{_HOST}.{os.getppid()}.d4e5f6.tmp": None,  # in another live process
+        f"dvp_checkpoint.zip.other-host.{finished_pid()}.g7h8i9.tmp": None,  # another host's: its pid means nothing here
+        "dvp_checkpoint.zip.b9c8d7.tmp": None,  # older naming, recent: maybe an older version's live write
+    }
+    others = ["other.zip.x1.tmp", "notes.txt"]
+    for name, mtime in {**stale, **live, **dict.fromkeys(others)}.items():
+        (tmp_path / name).write_bytes(b"half a zip")
+        if mtime is not None:
+            os.utime(tmp_path / name, (mtime, mtime))
     write_checkpoint(path, *good_parts())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dvp_checkpoint.zip"] + [p.name for p in others])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dvp_checkpoint.zip", *live, *others])
     assert read_checkpoint(path)[0]["iteration"] == 3
+
+
+def _save_many(agent: DVP, path: Path, n: int, barrier, errors) -> None:
+    barrier.wait()
+    failed = []
+    for _ in range(n):
+        try:
+            agent.save(path)
+        except Exception as exc:  # noqa: BLE001 (counted and reported by the test)
+            failed.append(f"{type(exc).__name__}: {exc}")
+    errors.put(failed)
+
+
+def test_two_processes_saving_to_one_path_never_fail(tmp_path):
+    """Before: each writer deleted the other's temporary file as stale (~half the saves failed)."""
+    agent = tiny_dvp(checkpoint_dir=None)
+    path = tmp_path / "agent.zip"
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(2), context.Queue()
+    writers = [context.Process(target=_save_many, args=(agent, path, 150, barrier, errors)) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    failed = [errors.get(timeout=120) for _ in writers]
+    for writer in writers:
+        writer.join(timeout=30)
+    assert [w.exitcode for w in writers] == [0, 0]
+    assert failed == [[], []], f"{sum(map(len, failed))} failed saves, e.g. {(failed[0] or failed[1])[:1]}"
+    assert DVP.load(path, n_workers=1).iteration == 0  # a valid checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.zip"]  # no temporary left
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd to name what is fsync'ed")
@@ -317,3 +373,60 @@ def test_a_file_of_the_first_format_loads_into_the_same_agent(tmp_path):
     np.testing.assert_array_equal(loaded.value(X), agent.value(X))
     with pytest.raises(CheckpointError, match=r"reads formats \[1, 2\]"):
         DVP.load(replace_entry(path, "format_version", b"7"))
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock is fcntl.flock")
+def test_a_second_run_on_the_same_checkpoint_file_is_refused(tmp_path):
+    """Before: both runs wrote dvp_checkpoint.zip in turns, the last writer winning silently."""
+    path = tmp_path / "dvp_checkpoint.zip"
+    other_run = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "dvp_checkpoint.zip.lock")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert other_run.stdout.readline().strip() == "held"
+        agent = tiny_dvp(checkpoint_dir=str(tmp_path))
+        message = rf"{re.escape(str(path))} is in use: another run \(process {other_run.pid}\) holds its lock {re.escape(str(path))}\.lock"
+        with pytest.raises(CheckpointError, match=message):
+            agent.learn(1)
+        assert agent.iteration == 0 and not path.exists()  # refused before any work
+    finally:
+        other_run.stdin.close()
+        other_run.wait(timeout=30)
+    agent.learn(1)  # the other run ended: its lock is free
+    assert read_checkpoint(path)[0]["iteration"] == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock is fcntl.flock")
+def test_learn_holds_the_checkpoint_lock_only_while_it_runs(tmp_path):
+    from dvp_rl.checkpoint import CheckpointInUseError, checkpoint_lock
+
+    agent = tiny_dvp(checkpoint_dir=str(tmp_path))
+    path = tmp_path / "dvp_checkpoint.zip"
+    with checkpoint_lock(path):  # another run, in this process
+        with pytest.raises(CheckpointInUseError, match=rf"another run \(process {os.getpid()}\) holds its lock"):
+            tiny_dvp(checkpoint_dir=str(tmp_path)).learn(1)
+
+    class HoldsTheLock(BaseCallback):
+        def _on_step(self) -> bool:
+            with pytest.raises(CheckpointInUseError, match="is in use"):
+                with checkpoint_lock(path):
+                    pass
+            raise KeyboardInterrupt("a crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(2, callback=HoldsTheLock())
+    with checkpoint_lock(path):  # released by the crash
+        pass
+    resumed = DVP.load(path, n_workers=1)
+    resumed.learn(1, reset_num_timesteps=False)  # a loaded agent locks the file it came from
+    assert read_checkpoint(path)[0]["iteration"] == 2
+    tiny_dvp(checkpoint_dir=None).learn(1)  # no checkpoint: no lock

@@ -11,6 +11,7 @@ as :class:`~dvp_rl.value.arrays.NetworkArrays`::
     controller = MPCController(env, horizon=20, terminal=agent.value_arrays)
     step = controller.step(x)          # step.action (nu,), step.plan (SolveResult), timings
     controller.reset()                 # a new episode: drop the warm starts
+    actions = controller.predict(X)    # SB3-style batch; without episode_start, new episodes are detected
 
 Task-specific strategies (e.g. a swing-up's first push) are wrappers around a controller
 (:mod:`dvp_rl.control.search`), not settings of it.
@@ -26,9 +27,15 @@ import numpy as np
 from dvp_rl.control.ocp import GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
 from dvp_rl.control.rollout import ModelEnv, run_episode
 from dvp_rl.value.arrays import NetworkArrays, numpy_value
+from envs.base import wrap_angles
 
 #: when the controller solves its ``guesses`` (see :class:`MPCController`)
 GUESS_WHEN = ("every_step", "restart")
+#: the new-episode rule of :meth:`MPCController.is_new_episode`: a state farther than this many
+#: standard deviations of the env's start states (in some dimension) from the model's prediction
+NEW_EPISODE_THRESHOLD = 0.5
+#: start states sampled (generator seed 0) to measure the spread of an env's start states
+SPREAD_SAMPLES = 1000
 
 
 class MPCStep(NamedTuple):
@@ -62,15 +69,25 @@ class BatchController:
     def reset(self, index: int | None = None) -> None:
         raise NotImplementedError
 
+    def is_new_episode(self, x: np.ndarray, index: int = 0) -> bool:
+        """Whether state ``x`` (nx,) of env ``index`` starts a new episode rather than continues the
+        last one (this base class never tells: ``False``; see :meth:`MPCController.is_new_episode`)."""
+        return False
+
     def predict(self, states: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
         """Actions (N, nu) of a batch of states (N, nx), one env index per row.
 
-        :param episode_start: (N,) bools; a true entry drops that env's warm start first
+        :param episode_start: (N,) bools; a true entry resets that env first (drops its warm start).
+            ``None`` (SB3's ``predict(obs)`` after ``env.reset()``): each env whose state
+            :meth:`is_new_episode` says starts a new episode is reset first
         """
         states = np.asarray(states, dtype=np.float64)
         if states.ndim != 2:
             raise ValueError(f"states must have shape (N, {self.env.nx}), got {states.shape}")
-        if episode_start is not None:
+        if episode_start is None:
+            for i in [i for i, x in enumerate(states) if self.is_new_episode(x, i)]:
+                self.reset(i)
+        else:
             starts = np.asarray(episode_start, dtype=bool).reshape(-1)
             if starts.shape != (len(states),):
                 raise ValueError(f"episode_start must have {len(states)} entries, got {starts.size}")
@@ -82,13 +99,26 @@ class BatchController:
 class MPCController(BatchController):
     """Receding-horizon control of a differentiable env with a terminal cost (e.g. a learned value).
 
+    New episodes: :meth:`predict` without ``episode_start`` (SB3's habit: ``obs, _ = env.reset()``,
+    then ``predict(obs)`` in a loop) resets env ``i`` first when its state starts a new episode
+    (:meth:`is_new_episode`), exactly as ``episode_start[i]`` would. The rule: the state is farther
+    from the model's prediction of it (``env.dynamics`` of the env's previous state and applied
+    control, angle dimensions ``env.angle_dims`` wrapped) than :data:`NEW_EPISODE_THRESHOLD` (0.5)
+    standard deviations of the env's start states (:data:`SPREAD_SAMPLES` of ``env.sample_states``)
+    in some dimension; dimensions that every start state shares (e.g. speeds that start at rest) are
+    not compared. A reset that lands that close to the prediction is not told apart (the plan goes
+    on from it), and a real env that the model misses by as much (a joint limit or a speed clip the
+    model lacks) reads as a new episode: pass ``episode_start`` to mark episodes yourself (SB3's
+    ``evaluate_policy`` does). :meth:`step` itself never resets.
+
     :param env: a dvp_rl env (wrappers allowed): the model the controller plans with
-    :param horizon: the planning horizon ``T`` (running nodes, >= 1)
+    :param horizon: the planning horizon ``T`` (running nodes, an integer >= 1)
     :param terminal: the terminal cost (:data:`dvp_rl.control.ocp.TerminalSpec`): ``None`` (zero),
         ``"env"``, or an exported value network (scaled by ``gamma**T``)
     :param gamma: discount of the plan's costs
-    :param max_iter: DDP iterations per solve; with a small budget the (unconverged) plan is applied as it is
-    :param th_stop: DDP stopping threshold
+    :param max_iter: DDP iterations per solve (an integer >= 1); with a small budget the
+        (unconverged) plan is applied as it is
+    :param th_stop: DDP stopping threshold (finite, > 0)
     :param retry_cold: re-solve from the default guess when a warm-started solve does not
         converge, and keep that solve when it converged (or the warm one failed outright)
     :param guesses: named initial guesses (:data:`dvp_rl.control.ocp.GUESSES`) also solved (multi-start):
@@ -108,6 +138,8 @@ class MPCController(BatchController):
         not fit; the cold retry and the guesses run only while time is left. An unconverged plan is
         then applied as it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``).
         Python's and the solver's own overheads make it a target, not a hard real-time guarantee.
+    :raises ValueError: a setting out of its range, naming it (``horizon``, ``max_iter`` and
+        ``th_stop`` as :class:`~dvp_rl.control.ocp.OptimalControlProblem` checks them)
     """
 
     def __init__(
@@ -145,6 +177,8 @@ class MPCController(BatchController):
         self._iteration_s: dict[int, float] = {}  # per horizon: measured seconds of one DDP iteration (a running estimate)
         self.terminal = terminal
         self._warm_starts: dict[int, np.ndarray] = {}
+        self._last_steps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per env index: (x, applied control) of its last step
+        self._spread_weights: np.ndarray | None = None  # 1 / the start states' standard deviations (0 where none), on first use
         self._problems: dict[int, OptimalControlProblem] = {self.ocp.horizon: self.ocp}  # by horizon (see step)
 
     @property
@@ -163,8 +197,33 @@ class MPCController(BatchController):
         """Drop the warm start of env ``index`` (``None``: of every env), as at an episode's start."""
         if index is None:
             self._warm_starts.clear()
+            self._last_steps.clear()
         else:
             self._warm_starts.pop(int(index), None)
+            self._last_steps.pop(int(index), None)
+
+    def is_new_episode(self, x: np.ndarray, index: int = 0) -> bool:
+        """Whether state ``x`` (nx,) of env ``index`` starts a new episode: it is farther from the
+        model's prediction than :data:`NEW_EPISODE_THRESHOLD` start-state standard deviations in some
+        dimension (the rule of the class docstring). ``False`` for an env without a step since its reset.
+
+        :raises ValueError: ``x`` of the wrong shape or not finite
+        """
+        last = self._last_steps.get(int(index))
+        if last is None:
+            return False
+        x = self.env.check_state(x, "x")
+        if self._spread_weights is None:
+            spread = np.std(self.env.sample_states(SPREAD_SAMPLES, 0), axis=0)
+            self._spread_weights = np.divide(1.0, spread, out=np.zeros_like(spread), where=spread > 1e-9)
+        gap = wrap_angles(x - self.env.dynamics(*last), self.env.angle_dims)
+        return bool(np.any(np.abs(gap) * self._spread_weights > NEW_EPISODE_THRESHOLD))
+
+    def record_action(self, x: np.ndarray, action: np.ndarray, index: int = 0) -> None:
+        """Record that ``action`` was applied from state ``x`` in env ``index`` (what :meth:`step` does
+        with its own action; a wrapper that applies another, e.g. a search's push, says so), so that
+        :meth:`is_new_episode` predicts the next state from it."""
+        self._last_steps[int(index)] = (np.array(x, dtype=np.float64), np.array(action, dtype=np.float64))
 
     def step(self, x: np.ndarray, index: int = 0, horizon: int | None = None, single_solve: bool = False) -> MPCStep:
         """Plan from state ``x`` (nx,) for env ``index`` and return the first control with the plan.
@@ -205,6 +264,7 @@ class MPCController(BatchController):
             raise RuntimeError(f"MPC (T={ocp.horizon}) found no finite plan from state {x}")
         self._warm_starts[index] = np.concatenate([plan.us[1:], plan.us[-1:]])
         action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
+        self.record_action(x, action, index)
         over = deadline is not None and not plan.converged and not self._time_left(deadline)
         return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0, over)
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Union
 import crocoddyl
 import numpy as np
 
+from dvp_rl.config import integer, positive
 from dvp_rl.control.terminal import ValueTerminalModel
 from dvp_rl.value.arrays import NetworkArrays
 from envs.base import DifferentiableEnv
@@ -175,11 +176,13 @@ class OptimalControlProblem:
     """A horizon-``T`` discounted shooting problem of ``env``, reusable across start states.
 
     :param env: a dvp_rl env (wrappers allowed)
-    :param horizon: number of running nodes ``T`` (>= 1)
+    :param horizon: number of running nodes ``T`` (an integer >= 1)
     :param gamma: discount in (0, 1]
     :param terminal: the terminal cost, see :data:`TerminalSpec`
-    :param max_iter: DDP iteration budget per solve
-    :param th_stop: Crocoddyl's stopping threshold
+    :param max_iter: DDP iteration budget per solve (an integer >= 1)
+    :param th_stop: Crocoddyl's stopping threshold (finite, > 0)
+    :raises ValueError: a setting out of its range, naming it (a float is an integer only when
+        integral: ``horizon=2.5`` is refused, not truncated)
     """
 
     def __init__(
@@ -192,14 +195,12 @@ class OptimalControlProblem:
         th_stop: float = 1e-9,
     ) -> None:
         self.env = unwrap(env)
-        if int(horizon) < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.horizon = integer("horizon", horizon, 1)
         if not 0.0 < float(gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-        self.horizon = int(horizon)
         self.gamma = float(gamma)
-        self.max_iter = int(max_iter)
-        self.th_stop = float(th_stop)
+        self.max_iter = integer("max_iter", max_iter, 1)
+        self.th_stop = positive("th_stop", th_stop)
         self.running_models = [self.env.action_model(self.gamma**k) for k in range(self.horizon)]
         self.problem: crocoddyl.ShootingProblem | None = None
         self.solver: crocoddyl.SolverBoxFDDP | None = None
@@ -468,15 +469,15 @@ class ModelSolver:
 
     :param running_models: the ``T`` running action models
     :param terminal_model: the terminal action model
-    :param max_iter: DDP iteration budget per solve
-    :param th_stop: stopping threshold
+    :param max_iter: DDP iteration budget per solve (an integer >= 1)
+    :param th_stop: stopping threshold (finite, > 0)
     """
 
     def __init__(self, running_models: list[Any], terminal_model: Any, max_iter: int = 300, th_stop: float = 1e-9) -> None:
-        self.solver = box_fddp(running_models, terminal_model, th_stop)
+        self.max_iter = integer("max_iter", max_iter, 1)
+        self.solver = box_fddp(running_models, terminal_model, positive("th_stop", th_stop))
         self.horizon = len(running_models)
         self.nu = int(running_models[0].nu)
-        self.max_iter = int(max_iter)
 
     def solve(self, x0: np.ndarray) -> tuple[int, bool]:
         """Solve from ``x0`` (nx,); returns ``(iterations, converged)``."""

@@ -36,7 +36,9 @@ class FirstStepSearch(BatchController):
     costs plus ``gamma**n V(x_n)`` of a network terminal (0 without one). The cheapest prefix is
     applied open loop (alongside each of its steps one warm-started solve keeps the controller's
     plan going: ``single_solve``), then the controller. The rollouts run on a copy of the
-    controller (its own warm starts), so the wrapped controller's state is left alone.
+    controller (its own warm starts), so the wrapped controller's state is left alone. A new
+    episode is told by the wrapped controller's rule (:meth:`is_new_episode`; the pushes applied are
+    recorded with it), and :meth:`predict` without ``episode_start`` then searches again.
 
     :param controller: the :class:`~dvp_rl.control.mpc.MPCController` to wrap
     :param steps: push durations ``k`` (integers >= 1, at least one)
@@ -80,6 +82,11 @@ class FirstStepSearch(BatchController):
         else:
             self._prefixes.pop(int(index), None)
 
+    def is_new_episode(self, x: np.ndarray, index: int = 0) -> bool:
+        """Whether state ``x`` of env ``index`` starts a new episode (the wrapped controller's
+        :meth:`~dvp_rl.control.mpc.MPCController.is_new_episode`)."""
+        return self.controller.is_new_episode(x, index)
+
     def candidates(self) -> list[list[np.ndarray]]:
         """The prefixes the search scores: ``[]`` first, then for each ``k`` of ``steps`` and ``j`` of
         ``(0,) + reverse_steps`` every sign pattern of :func:`~dvp_rl.control.ocp.pushes` (lists of (nu,) controls)."""
@@ -94,12 +101,16 @@ class FirstStepSearch(BatchController):
         """
         t0 = time.perf_counter()
         index = int(index)
+        x = self.env.check_state(x, "x")
         spent = (0, 0, 0)
         if index not in self._prefixes:
-            self._prefixes[index], spent = self._search(self.env.check_state(x, "x"))
+            self._prefixes[index], spent = self._search(x)
         prefix = self._prefixes[index]
         step = self.controller.step(x, index, single_solve=bool(prefix))
-        action = prefix.pop(0) if prefix else step.action
+        action = step.action
+        if prefix:
+            action = prefix.pop(0)
+            self.controller.record_action(x, action, index)  # the push, not the plan's control, was applied
         return step._replace(action=action, solves=step.solves + spent[0], iterations=step.iterations + spent[1],
                              model_evaluations=step.model_evaluations + spent[2], seconds=time.perf_counter() - t0)  # fmt: skip
 

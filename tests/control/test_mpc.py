@@ -1,6 +1,7 @@
 """The one MPC controller: first control of the DDP plan, warm starts per env, resets, the closed
 loop, DVP.predict running it, and the solver side importing without torch."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 
 from dvp_rl.agent import DVP
-from dvp_rl.control.mpc import MPCController, closed_loop
+from dvp_rl.control.mpc import NEW_EPISODE_THRESHOLD, SPREAD_SAMPLES, MPCController, closed_loop
 from dvp_rl.control.ocp import solve_ocp
 from dvp_rl.value.arrays import numpy_value
-from tests.helpers import make_unwrapped
+from tests.helpers import BAD_SOLVER_SETTINGS, make_unwrapped
 
 
 def test_step_applies_the_first_control_of_the_cold_plan_then_warm_starts():
@@ -199,3 +200,49 @@ def test_a_time_budget_stops_the_solve_and_says_so():
     np.testing.assert_allclose(step.plan.cost, unlimited.plan.cost, rtol=1e-6)
     with pytest.raises(ValueError, match="time_budget must be a finite number of seconds > 0"):
         MPCController(env, 10, time_budget=0.0)
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_SOLVER_SETTINGS)
+def test_controller_settings_are_checked_when_the_controller_is_made(kwargs, message):
+    """Before: horizon=2.5 planned over 2 steps, max_iter=0 applied unsolved plans, th_stop=-1
+    raised Crocoddyl's bare Exception at the first step."""
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MPCController(env, **{"horizon": 5, **kwargs})
+
+
+def test_a_state_far_from_the_models_prediction_starts_a_new_episode():
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    spread = env.sample_states(SPREAD_SAMPLES, 0).std(axis=0)
+    controller = MPCController(env, 10)
+    x0 = np.array([1.0, 0.5])
+    assert not controller.is_new_episode(x0)  # no step yet: nothing to tell
+    x1 = env.dynamics(x0, controller.step(x0).action)
+    assert not controller.is_new_episode(x1) and not controller.is_new_episode(x1 + [2 * np.pi, 0.0])  # angles wrapped
+    for dim in range(env.nx):
+        offset = np.eye(env.nx)[dim] * spread[dim]
+        assert not controller.is_new_episode(x1 + 0.9 * NEW_EPISODE_THRESHOLD * offset)
+        assert controller.is_new_episode(x1 - 1.1 * NEW_EPISODE_THRESHOLD * offset)
+    assert not controller.is_new_episode(x1 + [3.0, 0.0], index=1)  # per env index
+    controller.reset(0)
+    assert not controller.is_new_episode(x1 + [3.0, 0.0])  # reset: a fresh start, as at construction
+    controller.step(x0)
+    with pytest.raises(ValueError, match=r"x must have shape \(2,\)"):
+        controller.is_new_episode(np.zeros(3))
+
+
+def test_predict_without_episode_start_resets_an_env_whose_state_starts_a_new_episode():
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    plain, marked, continued = (MPCController(env, 15) for _ in range(3))
+    states = env.sample_states(2, 7)
+    for t in range(3):  # two envs going on with their episodes are not reset: the same actions as with episode_start
+        actions = plain.predict(states)
+        np.testing.assert_array_equal(actions, marked.predict(states, episode_start=np.array([t == 0] * 2)))
+        np.testing.assert_array_equal(actions, continued.predict(states, episode_start=np.array([t == 0] * 2)))
+        states = np.array([env.dynamics(x, u) for x, u in zip(states, actions)])
+    new = np.array([[1.5, -1.0, 0.5], states[1]])  # env 0 starts a new episode, env 1 goes on
+    actions = plain.predict(new)
+    np.testing.assert_array_equal(actions, marked.predict(new, episode_start=np.array([True, False])))
+    np.testing.assert_array_equal(actions[0], MPCController(env, 15).step(new[0]).action)  # a cold start
+    before = continued.predict(new, episode_start=np.array([False, False]))  # what predict(new) did before: a warm start
+    assert not np.array_equal(actions[0], before[0]) and np.array_equal(actions[1], before[1])

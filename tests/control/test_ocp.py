@@ -1,11 +1,15 @@
 """The Crocoddyl bridge: value gradients against finite differences, the LQ closed form, bounds, failures."""
 
+import re
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dvp_rl.control.ocp import OptimalControlProblem, solve_ocp
+from dvp_rl.control.ocp import ModelSolver, OptimalControlProblem, solve_ocp
 from envs.linear_quadratic import LinearQuadraticEnv
-from tests.helpers import make_unwrapped
+from tests.helpers import BAD_SOLVER_SETTINGS, make_unwrapped
 
 
 def riccati(env, horizon: int, gamma: float):
@@ -213,3 +217,23 @@ def test_a_wrong_shape_from_the_env_is_a_clear_error(hook, bad, message):
 @pytest.mark.parametrize("hook, bad", [("_dynamics", np.full(2, np.nan)), ("_cost", np.nan), ("_dynamics_derivatives", (np.eye(2), np.full((2, 1), np.nan)))])
 def test_nan_from_the_env_is_a_failed_solve_not_an_error(hook, bad):
     assert not solve_ocp(RaisingLinearQuadraticEnv(hook, bad=bad), np.array([0.8, 0.0]), 10).converged
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_SOLVER_SETTINGS)
+def test_settings_are_checked_when_the_problem_is_made(kwargs, message):
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OptimalControlProblem(env, **{"horizon": 5, **kwargs})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        solve_ocp(env, np.zeros(2), **{"horizon": 5, **kwargs})
+    if "horizon" not in kwargs:
+        ocp = OptimalControlProblem(env, 5)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ModelSolver(ocp.running_models, ocp.terminal_model, **kwargs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(horizon=st.floats(0.0, 1e4).filter(lambda h: not h.is_integer()))
+def test_a_fractional_horizon_is_never_truncated(horizon):
+    with pytest.raises(ValueError, match=re.escape(f"horizon must be an integer >= 1, got {horizon!r}")):
+        OptimalControlProblem(make_unwrapped("dvp_rl/LinearQuadratic-v0"), horizon)

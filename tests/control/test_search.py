@@ -36,6 +36,30 @@ def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the
     assert searching.step(x0).model_evaluations == loop.model_evaluations[0]  # a new episode searches again
 
 
+def test_predict_without_episode_start_searches_again_at_a_new_episode_only():
+    """Before: without episode_start the search ran at the first episode only (the SB3 habit
+    ``obs = env.reset(); predict(obs)`` got another controller than evaluate_policy's)."""
+    env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
+
+    def episodes(mark_starts: bool) -> tuple[np.ndarray, list[int]]:
+        searching = FirstStepSearch(MPCController(env, 10, retry_cold=False), steps=(3, 8), rollout=40)
+        actions, searches = [], []
+        for x in (np.array([np.pi - 0.1, 0.0]), np.array([-np.pi + 0.2, 0.5])):
+            for t in range(10):
+                if not mark_starts:
+                    searches.append(searching.is_new_episode(x))
+                u = searching.predict(x[None], np.array([t == 0]) if mark_starts else None)[0]
+                actions.append(u)
+                x = env.dynamics(x, u)
+        return np.array(actions), searches
+
+    marked, _ = episodes(mark_starts=True)
+    plain, new_episodes = episodes(mark_starts=False)
+    assert np.all(np.abs(marked[:3]) == 2.0)  # the first episode opens with a push: its steps are recorded as applied
+    np.testing.assert_array_equal(plain, marked)
+    assert np.flatnonzero(new_episodes).tolist() == [10]  # the second episode's first step, and only it
+
+
 def test_the_search_leaves_the_wrapped_controllers_other_envs_alone():
     env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
     inner = MPCController(env, 10)

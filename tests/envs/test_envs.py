@@ -1,12 +1,16 @@
 """The envs: Gymnasium's checker, determinism, derivatives against finite differences, step consistency, bad input."""
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs
-from tests.helpers import ALL_ENV_IDS, make_unwrapped
+from tests.helpers import ALL_ENV_IDS, NON_REAL_DTYPES, make_unwrapped, non_real
 
 # Every env with a non-zero terminal cost, so the terminal derivatives are exercised.
 TERMINAL_KWARGS = {"w_terminal": 2.0}
@@ -181,6 +185,25 @@ def test_bad_input_raises_clear_errors(env_id):
         env.step(np.array([np.nan] * env.nu))
     with pytest.raises(TypeError, match="not_a_parameter"):
         gym.make(env_id, not_a_parameter=1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(env_id=st.sampled_from(ALL_ENV_IDS), dtype=st.sampled_from(NON_REAL_DTYPES), seed=st.integers(0, 2**16),
+       imaginary=st.sampled_from([0.0, 1e-3, -2.0]))  # fmt: skip
+def test_non_real_states_and_controls_are_refused_before_converting(env_id, dtype, seed, imaginary):
+    env = make_unwrapped(env_id)
+    owner = type(env).__name__
+    x, u = env.sample_states(1, seed)[0], np.zeros(env.nu)
+    refused = lambda name: pytest.raises(ValueError, match=re.escape(f"{owner}: {name} must hold real numbers, got dtype {dtype}"))  # noqa: E731
+    with refused("x"):
+        env.dynamics(non_real(x, dtype, imaginary), u)
+    with refused("u"):
+        env.cost(x, non_real(u, dtype, imaginary))
+    with refused("x"):
+        env.terminal_cost(non_real(x, dtype, imaginary))
+    env.reset(seed=seed)
+    with refused("action"):
+        env.step(non_real(u, dtype, imaginary))
 
 
 def test_reset_from_a_given_state():

@@ -1,13 +1,17 @@
 """Differentiable twins (envs.twins): the twin of Gymnasium's Pendulum-v1 steps and rewards like it."""
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envs.base import wrap_angles
 from envs.twins import PENDULUM_MAX_SPEED, TWINS, twin_for
-from tests.helpers import make_unwrapped
+from tests.helpers import NON_REAL_DTYPES, make_unwrapped, non_real
 from tests.envs.test_envs import central_difference
 
 #: float32 observations carry ~1e-7 relative rounding (speeds up to 8: 4.8e-7 absolute)
@@ -189,6 +193,27 @@ def test_observation_maps(real):
 def test_observations_outside_the_twin_domain_raise(observation, message):
     with pytest.raises(ValueError, match=message):
         twin_for("Pendulum-v1").observation_to_state(observation)
+
+
+#: every map of the twin registry: (function, the size of its argument, the name its errors give it)
+TWIN_MAPS = [(spec.observation_to_state, n_obs, real_id) for real_id, spec, n_obs in
+             (("Pendulum-v1", TWINS["Pendulum-v1"], 3), ("InvertedDoublePendulum-v5", TWINS["InvertedDoublePendulum-v5"], 9),
+              ("Reacher-v5", TWINS["Reacher-v5"], 10))]  # fmt: skip
+TWIN_MAPS += [(TWINS["Pendulum-v1"].state_to_observation, 2, "twin pendulum state"),
+              (TWINS["InvertedDoublePendulum-v5"].state_to_observation, 6, "twin inverted double pendulum state"),
+              (TWINS["Reacher-v5"].state_to_observation, 8, "twin reacher state")]  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(index=st.integers(0, len(TWIN_MAPS) - 1), dtype=st.sampled_from(NON_REAL_DTYPES), batch=st.sampled_from([None, 1, 3]),
+       imaginary=st.sampled_from([0.0, 1e-3]))  # fmt: skip
+def test_a_non_real_observation_or_state_is_refused_before_converting(index, dtype, batch, imaginary):
+    """Before: a complex Pendulum-v1 observation lost its imaginary part (a ComplexWarning at most)."""
+    to_other, size, name = TWIN_MAPS[index]
+    argument = np.zeros(size if batch is None else (batch, size))
+    argument[..., 0] = 1.0  # (cos, sin) on the unit circle where the map checks it
+    with pytest.raises(ValueError, match=re.escape(f"a {name} observation must hold real numbers, got dtype {dtype}")):
+        to_other(non_real(argument, dtype, imaginary))
 
 
 def test_unknown_ids_list_the_supported_ones():
