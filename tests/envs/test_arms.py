@@ -330,3 +330,20 @@ def test_models_are_native_crocoddyl(panda):
     assert type(model.differential.actuation) is crocoddyl.ActuationModelFloatingBase
     for name, item in model.differential.costs.costs.todict().items():
         assert type(item.cost.activation).__module__.startswith("crocoddyl"), name
+
+
+@pytest.mark.parametrize("env_id", ["dvp_rl/PandaReach-v0", "dvp_rl/UR5Reach-v0"])
+def test_dvp_learns_on_an_arm_and_acts_in_its_normalised_actions(env_id):
+    """Another arm is one registry entry: a short DVP run on it, then predict in the env's [-1, 1] actions."""
+    from dvp_rl.agent import DVP
+
+    agent = DVP(env_id, horizon=10, n_samples=20, collect={"n_validation": 5}, network={"net_arch": (8,)},
+                fit={"max_epochs": 3, "polish_steps": 0}, mpc={"time_budget": None}, n_workers=1, seed=0,
+                checkpoint_dir=None).learn(1)  # fmt: skip
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=1)
+    action, _ = agent.predict(obs, episode_start=np.array([True]))
+    assert env.action_space.contains(action)
+    torques = agent.controller().step(obs).action  # a fresh controller with the same settings: the same plan
+    np.testing.assert_allclose(action, np.clip(torques / env.unwrapped.action_high, -1, 1), rtol=1e-5, atol=1e-6)
+    assert agent.value(obs) > 0 and agent.model_evaluations > 0
