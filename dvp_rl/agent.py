@@ -192,7 +192,7 @@ class DVP:
         self._controller_iteration = -1
         self._checkpoint_file: Path | None = None  # set by load(): where learn() goes on checkpointing
         self._setup_model()
-        self.controller()  # validates the controller's settings now, not at the first predict
+        self._refresh_controller()  # validates the controller's settings now, and predict's first step does not build it
 
     # ------------------------------------------------------------------ set-up
     def _setup_model(self) -> None:
@@ -405,6 +405,7 @@ class DVP:
         residual = float(np.mean((values - self._validation_values) ** 2)) if self._validation_values is not None else float("nan")
         self._validation_values = values
         self.iteration += 1
+        self._refresh_controller()
 
         log = self.logger.record
         log("train/iteration", self.iteration)
@@ -497,6 +498,10 @@ class DVP:
         terminal = self._arrays if self.iteration > 0 else None
         return config.make(self._mpc_system, terminal, self.gamma, self.horizon, self.collect.max_iter, self.collect.th_stop)
 
+    def _refresh_controller(self) -> None:
+        """Build ``predict``'s controller for the current value (after every iteration and load, not inside a step)."""
+        self._controller, self._controller_iteration = self.controller(), self.iteration
+
     def _planning_system(self) -> DifferentiableEnv:
         """The model :meth:`controller` plans with: the training env, or it made with ``mpc.env_kwargs`` over its arguments."""
         if not self.mpc.env_kwargs:
@@ -531,7 +536,7 @@ class DVP:
         """
         obs, single = self._check_observation(observation)
         if self._controller is None or self._controller_iteration != self.iteration:
-            self._controller, self._controller_iteration = self.controller(), self.iteration
+            self._refresh_controller()
         actions = self.action_map(self._controller.predict(obs, episode_start)).astype(np.float32)
         return (actions[0] if single else actions), None
 

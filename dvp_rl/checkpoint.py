@@ -527,6 +527,7 @@ def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module
                               f"expected ({len(agent._validation_states)},)")  # fmt: skip
     agent._final_states = arrays.get("final_states")
     agent._arrays = agent.value_net.export()
+    agent._refresh_controller()
     if "checkpoint_dir" not in kwargs:
         agent._checkpoint_file = Path(path)
     return agent

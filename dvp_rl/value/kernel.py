@@ -121,7 +121,12 @@ evaluate = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(
 
 
 class CompiledGaussResidual:
-    """Single-state ``value(x)`` and ``derivatives(x) -> (V, Vx, Vxx)`` of a packed Gauss-residual network."""
+    """Single-state ``value(x)`` and ``derivatives(x) -> (V, Vx, Vxx)`` of a packed Gauss-residual network.
+
+    The kernel is compiled (or loaded from numba's cache) by the first object made in a process,
+    when it is made: the first evaluation inside a solve or a control step then costs what the
+    others cost.
+    """
 
     def __init__(self, arrays: NetworkArrays) -> None:
         if not AVAILABLE:
@@ -130,6 +135,7 @@ class CompiledGaussResidual:
         self.nx = arrays.nx
         self._Vx = np.zeros(self.nx)
         self._Vxx = np.zeros((self.nx, self.nx))
+        self.derivatives(np.zeros(self.nx))  # compiles once per process (both paths share one signature)
 
     def value(self, x: np.ndarray) -> float:
         return evaluate(x, self.params, self.layout, False, self._Vx, self._Vxx)
