@@ -135,7 +135,7 @@ class MPCController(BatchController):
         did not converge (the DDP oracle's multi-start)
     :param time_budget: seconds a step may take (``None``: no limit). The first solve runs in chunks
         of iterations sized by the measured time per iteration and stops when the next chunk would
-        not fit; the cold retry and the guesses run only while time is left. An unconverged plan is
+        not fit; the cold retry and the guesses start only while time is left and are chunked alike. An unconverged plan is
         then applied as it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``).
         Python's and the solver's own overheads make it a target, not a hard real-time guarantee.
     :raises ValueError: a setting out of its range, naming it (``horizon``, ``max_iter`` and
@@ -246,7 +246,7 @@ class MPCController(BatchController):
         first = plan = self._solve_until(ocp, x, warm, deadline)
         solves, iterations, nodes = 1, plan.iterations, plan.model_evaluations
         if warm is not None and self.retry_cold and not plan.converged and not single_solve and self._time_left(deadline):
-            cold = ocp.solve(x)
+            cold = self._solve_until(ocp, x, None, deadline)
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.model_evaluations
             if cold.converged or not np.all(np.isfinite(plan.us)):
                 plan = cold
@@ -255,7 +255,7 @@ class MPCController(BatchController):
                 for xs_init, us_init in ocp.initial_guesses(x, name):
                     if not self._time_left(deadline):
                         break
-                    other = ocp.solve(x, xs_init=xs_init, us_init=us_init)
+                    other = self._solve_until(ocp, x, us_init, deadline, xs_init)
                     solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.model_evaluations
                     if other.converged and (not plan.converged or other.cost < plan.cost):
                         plan = other
@@ -272,14 +272,15 @@ class MPCController(BatchController):
     def _time_left(deadline: float | None) -> bool:
         return deadline is None or time.perf_counter() < deadline
 
-    def _solve_until(self, ocp: OptimalControlProblem, x: np.ndarray, warm: np.ndarray | None, deadline: float | None) -> SolveResult:
-        """The first solve of a step: one call without a deadline; with one, chunks of iterations (the
-        first a single iteration when no time per iteration is known yet), each warm-started from the
-        last, while the next chunk fits before ``deadline``. Iterations and node evaluations add up."""
+    def _solve_until(self, ocp: OptimalControlProblem, x: np.ndarray, warm: Any, deadline: float | None, xs_warm: Any = None) -> SolveResult:
+        """One solve of a step from the warm start ``warm`` (and ``xs_warm``; ``None``: the cold guess):
+        one call without a deadline; with one, chunks of iterations (the first a single iteration when
+        no time per iteration is known yet), each warm-started from the last, while the next chunk fits
+        before ``deadline``. Iterations and node evaluations add up."""
         if deadline is None:
-            return ocp.solve(x, us_init=warm)
+            return ocp.solve(x, xs_init=xs_warm, us_init=warm)
         estimate = self._iteration_s.get(ocp.horizon)
-        plan, xs_init, us_init, iterations, nodes = None, None, warm, 0, 0
+        plan, xs_init, us_init, iterations, nodes = None, xs_warm, warm, 0, 0
         while True:
             left = deadline - time.perf_counter()
             chunk = 1 if estimate is None else int(min(ocp.max_iter - iterations, max(1, left // estimate)))
