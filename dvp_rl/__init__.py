@@ -3,7 +3,7 @@
 Value learning from trajectory optimization (Crocoddyl DDP) and Sobolev regression,
 with a Stable-Baselines3-style agent and a PPO comparison.
 
-The names that need torch (``DVP``, ``CollectConfig``, ``NetworkConfig``, ``GroundTruthEvalCallback``,
+The names that need torch (``DVP``, ``NetworkConfig``, ``GroundTruthEvalCallback``,
 ``SobolevWeights``, ``FitConfig``) are imported on first use, so that the solver side (``dvp_rl.control.ocp``,
 ``dvp_rl.control.pool``, ``dvp_rl.control.mpc``, ...) imports without torch, as solver workers do.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 import envs as _envs  # noqa: F401  (registers the dvp_rl/... Gymnasium ids)
 from dvp_rl.references.ground_truth import GroundTruth, ground_truth
+from dvp_rl.collect import CollectConfig
 from dvp_rl.control.config import MPCConfig, SearchConfig
 from dvp_rl.control.mpc import MPCController
 from dvp_rl.control.ocp import BatchSolveResult, OptimalControlProblem, SolveResult, solve_ocp
@@ -23,7 +24,6 @@ __version__ = "0.1.0"
 #: public names that import torch, and their modules
 _LAZY = {
     "DVP": "dvp_rl.agent",
-    "CollectConfig": "dvp_rl.agent",
     "NetworkConfig": "dvp_rl.value.networks",
     "GroundTruthEvalCallback": "dvp_rl.callbacks",
     "SobolevWeights": "dvp_rl.value.sobolev",

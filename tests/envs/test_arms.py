@@ -119,7 +119,7 @@ def test_rest_at_the_goal_with_gravity_compensation_is_a_zero_cost_equilibrium(p
     np.testing.assert_allclose(env.dynamics(x, u), x, rtol=0, atol=1e-9)
     assert np.abs(env.dynamics(x, np.zeros(env.nu)) - x).max() > 1e-3  # zero torque does not hold the arm
     # the goal state the env names is such an equilibrium under its goal control (DVP's anchor checks it)
-    from dvp_rl.agent import checked_goal
+    from dvp_rl.collect import checked_goal
 
     goal, held = np.array(env.goal_state), np.array(env.goal_control)
     np.testing.assert_allclose(held, env.gravity_torques(goal))

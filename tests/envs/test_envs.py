@@ -299,7 +299,7 @@ def test_pendulum_value_jumps_where_the_motor_cannot_hold_the_rod():
 @pytest.mark.parametrize("env_id", ALL_ENV_IDS)
 def test_goal_state_is_a_zero_cost_equilibrium_of_zero_value(env_id):
     """What DVP's relative value iteration relies on: V*(goal) = 0 and Vx*(goal) = 0 at any horizon."""
-    from dvp_rl.agent import checked_goal
+    from dvp_rl.collect import checked_goal
     from dvp_rl.control.ocp import solve_ocp
 
     env = make_unwrapped(env_id)

@@ -214,7 +214,7 @@ def test_derivatives_match_finite_differences(real_id, rng):
 def test_goals():
     """IDP: MuJoCo's lateral gravity (1e-5) leaves no equilibrium, so no goal; with vertical gravity the upright
     at rest is a zero-cost equilibrium of zero value. Reacher: the fingertip on the target, at rest."""
-    from dvp_rl.agent import checked_goal
+    from dvp_rl.collect import checked_goal
     from dvp_rl.control.ocp import solve_ocp
 
     assert InvertedDoublePendulumTwin().goal_state is None
