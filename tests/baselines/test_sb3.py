@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecNormalize
@@ -27,13 +26,7 @@ ENV_ID = "Pendulum-v1"
 TRANSLATED = {"n_timesteps", "policy", "n_envs", "normalize", "noise_type", "noise_std", "policy_kwargs", "train_freq"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as the benchmarks run them (tiny networks; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _stored(model, key):

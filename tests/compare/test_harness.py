@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from dvp_rl.compare.adapters import RunSpec, get_adapter
 from dvp_rl.compare.benchmark import BenchmarkConfig
@@ -18,12 +17,6 @@ from tests.helpers import make_unwrapped
 ENV_ID = "dvp_rl/Unicycle-v0"
 
 
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_wall_clock_cap_stops_training(tmp_path, one_torch_thread):

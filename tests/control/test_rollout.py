@@ -4,7 +4,6 @@ real env one episode per seed (an SB3 model, VecNormalize included), closed loop
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 from baselines.sb3 import make_sb3
 from dvp_rl.control.rollout import ModelEnv, discounted_cost, evaluate_episodes, run_episode, run_episodes
@@ -13,12 +12,7 @@ from tests.helpers import make_unwrapped
 ENV_ID = "Pendulum-v1"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_lockstep_episodes_are_the_episodes_run_one_by_one():
