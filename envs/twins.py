@@ -214,9 +214,8 @@ TWINS: dict[str, TwinSpec] = {
         observation_to_state=idp_observation_to_state,
         state_to_observation=idp_state_to_observation,
         # Gymnasium starts the cart within 0.1 of the centre, nearly at rest; the value is learned a little
-        # wider (the states a balancing controller visits). Much wider (cart 0.9, speeds 0.3) mostly adds
-        # starts that fall, whose barrier costs (~1e4) swamp the upright's (~1e-2) in the fit: DVP's
-        # closed loop then fell in every episode (docs/REPRODUCTION.md, "MuJoCo twins")
+        # wider, where a balancing controller goes, not so wide that falling starts dominate the fit
+        # (docs/REPRODUCTION.md, "MuJoCo twins", has the ranges tried)
         training_kwargs={"cart_start_range": 0.3, "start_speed": 0.1},
     ),
     "Reacher-v5": TwinSpec(
