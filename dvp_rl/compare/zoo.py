@@ -136,9 +136,9 @@ class ZooConfig(CompareConfig):
     and the reference's; ``out`` defaults to ``runs/zoo/<env>__<timestamp>`` (the id's ``/`` written ``-``).
 
     :raises ValueError: an id that is neither a dvp_rl id nor one with a twin, unknown or no agents,
-        ``sb3_kwargs`` of an agent the run does not train or not a dict per agent, ``oracle_kwargs`` for an env without an
-        oracle or with an unknown field, ``n_episodes``, ``curve_points`` < 1, ``curve_episodes`` < 0
-        or above ``n_episodes``, or a bad common setting
+        ``sb3_kwargs`` of an agent the run does not train or not a dict per agent, ``oracle_kwargs`` for
+        an env without an oracle or with an unknown field, ``n_episodes`` or ``curve_points`` < 1,
+        ``curve_episodes`` < 0 or above ``n_episodes``, or a bad common setting
     """
 
     env_id: str = "Pendulum-v1"
@@ -241,8 +241,7 @@ class ZooPreset(Preset):
         self.reference: Reference | None = None
         self.optimum: np.ndarray | None = None
         self._started = time.perf_counter()
-        self._no_videos = not config.videos  # or once the env renders no frames here
-        self._rendering: bool | None = None  # whether it does (asked before the first GIF)
+        self._videos: bool | None = None if config.videos else False  # None: whether the env renders is not asked yet
 
     def run_spec(self, name: str, env_id: str, seed: int) -> RunSpec:
         c = self.config
@@ -295,16 +294,13 @@ class ZooPreset(Preset):
         from dvp_rl.control.rollout import render_episode, rendering_problem
 
         c = self.config
-        if self._no_videos:
-            return
-        if self._rendering is None:
+        if self._videos is None:
             problem = rendering_problem(c.env_id)
-            self._rendering = problem is None
-            if problem is not None:
-                self._no_videos = True
-                if c.verbose:
-                    print(f"no GIFs: {c.env_id} renders no rgb_array frames here ({problem})", flush=True)
-                return
+            self._videos = problem is None
+            if problem is not None and c.verbose:
+                print(f"no GIFs: {c.env_id} renders no rgb_array frames here ({problem})", flush=True)
+        if not self._videos:
+            return
         episode = render_episode(run.agent.predictor(), c.env_id, int(c.episode_seeds[0]))
         reports.save_gif(episode.frames, self.out / "videos" / f"{run.name}.gif", episode.fps)
 

@@ -50,8 +50,8 @@ def error_of(argv, capsys) -> str:
 @pytest.mark.parametrize("argv, message", [
     # before: PPO's traceback after the other agents had trained
     (["--sb3-kwargs", '{"PPO": {"bogus_arg": 1}}'],
-     r"PPO settings for Pendulum-v1: unknown key\(s\) \['bogus_arg'\]; the keys are make_sb3's \['n_timesteps', .*\] and keyword "
-     r"arguments of stable_baselines3.PPO: \[.*'n_steps'.*\]"),
+     (r"PPO settings for Pendulum-v1: unknown key\(s\) \['bogus_arg'\]; the keys are make_sb3's \['n_timesteps', .*\] and keyword "
+      r"arguments of stable_baselines3.PPO: \[.*'n_steps'.*\]")),
     # before: PPO trained 0 s and was scored
     (["--sb3-kwargs", '{"PPO": {"n_timesteps": -5}}'], r"PPO settings for Pendulum-v1: n_timesteps must be an integer >= 1, got -5"),
     # before: a failure after PPO trained and was scored

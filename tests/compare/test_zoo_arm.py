@@ -45,7 +45,7 @@ def test_every_agent_and_the_mpc_row_on_the_same_episodes_with_their_success(arm
     assert summary["env_id"] == ARM_ID and summary["episode_seeds"] == [1000, 1001] and list(summary["agents"]) == AGENTS
     settings = dataclasses.replace(ORACLES[ARM_ID], horizon=20)  # --oracle-kwargs over the arm's oracle; cached per episode
     np.testing.assert_array_equal(summary["optimal_returns"], oracle_returns(ARM_ID, np.array([1000, 1001]), settings, arm / "reference"))
-    for name, row in summary["agents"].items():
+    for row in summary["agents"].values():
         assert len(row["successes"]) == 2 and row["success_rate"] == np.mean(row["successes"])
         assert row["episode_lengths"] == [300, 300] and row["mean_regret"] == pytest.approx(np.mean(summary["optimal_returns"]) - row["mean_return"])
     mpc = summary["agents"]["MPC"]

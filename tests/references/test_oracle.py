@@ -34,7 +34,7 @@ def test_the_oracles_torques_reach_the_env_in_its_action_space(monkeypatch):
     played = []
     monkeypatch.setattr(oracle, "run_episode", _recorder(played))
     episode = oracle_episode(ARM_ID, 3, SHORT)
-    (env, trajectory), = played
+    ((_, trajectory),) = played
     actions = trajectory.actions
     assert actions.shape == (300, 7) and actions.dtype == np.float32 and episode.length == 300
     assert np.all(actions >= -1.0) and np.all(actions <= 1.0) and np.abs(actions).max() > 0.01  # [-1, 1], not torques
