@@ -1,9 +1,11 @@
 """The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | zoo | reproduce``.
 
-Arguments are checked when they are parsed, before any work. A user error (a bad value, an
-unknown env id, a missing or damaged file) prints one line ``dvp-rl: error: ...`` and exits with
-code 2, argparse's convention; ``--traceback`` shows its traceback too. Other exceptions (bugs)
-keep their traceback.
+Arguments are checked when they are parsed, before any work; ``benchmark`` and ``zoo`` also check their
+folders, every agent's settings (the JSON overrides against the constructors, budgets >= 1) and that
+``--out`` holds no earlier run's results (``--overwrite`` removes them) before any reference is solved
+or agent trained. A user error (a bad value, an unknown env id, a missing or damaged file) prints one
+line ``dvp-rl: error: ...`` and exits with code 2, argparse's convention; ``--traceback`` shows its
+traceback too. Other exceptions (bugs) keep their traceback.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Everything lands in ``<out>``: tensorboard runs ``tb/<env>/<ALGO>_seed<k>`` with
 milliseconds of training), value errors also as ``log10_*`` (on a linear axis DVP's curve is
 a flat line at zero next to PPO's), one chart per tag in the Custom Scalars tab; the algorithms' own logs under
 ``tb/<env>/internal/``; figures (PNG in ``figures/`` and in tensorboard's Images tab);
-``summary.md`` and ``summary.json``::
+``summary.md`` and ``summary.json`` (a run whose agent its budget left untrained says so there)::
 
     dvp-rl benchmark --quick
     tensorboard --logdir runs/<out>/tb
