@@ -42,6 +42,7 @@ __all__ = [
     "WallClockCap",
     "action_noise",
     "check_algo",
+    "check_hyperparams",
     "critic_costs",
     "default_gamma",
     "learn_capped",
@@ -60,6 +61,8 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3
 
 #: settings that shape the env or are translated here, not passed to the SB3 constructor as they are
 _ENV_KEYS = ("n_timesteps", "n_envs", "normalize", "max_episode_steps", "policy", "noise_type", "noise_std")
+#: arguments of the SB3 constructors that :func:`make_sb3`'s caller sets, not the settings
+_CALLER_KEYS = ("self", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
 
 
 class TrainingRun(NamedTuple):
@@ -132,6 +135,50 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"policy_kwargs.activation_fn={name!r} is not a torch.nn class")
         kwargs["activation_fn"] = getattr(torch.nn, name)
     return kwargs
+
+
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is an integer (an integral float too, as YAML and JSON may write it), not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer()
+
+
+def check_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings :func:`make_sb3` would build ``algo`` on ``env_id`` with (the ``hyperparams.yml`` entry updated
+    with ``overrides``), checked without building anything: every key is one :func:`make_sb3` translates
+    (``n_timesteps``, ``n_envs``, ``normalize``, ``max_episode_steps``, ``policy``, ``noise_type``, ``noise_std``)
+    or a keyword argument of the SB3 class (not one the caller sets: ``env``, ``seed``, ``device``, ...);
+    ``n_timesteps``, ``n_envs`` and ``max_episode_steps`` are integers >= 1; ``noise_type`` and
+    ``policy_kwargs.activation_fn`` are known.
+
+    :raises ValueError: naming the algorithm, the env id and the problem; for an unknown algorithm or an id
+        without an entry too
+    """
+    name = check_algo(algo)
+    try:
+        settings = {**load_hyperparams(env_id, name), **(overrides or {})}
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    where = f"{name} settings for {env_id}"
+    accepted = set(inspect.signature(ALGORITHMS[name].__init__).parameters) - set(_CALLER_KEYS)
+    unknown = sorted(set(settings) - accepted - set(_ENV_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; the keys are make_sb3's {list(_ENV_KEYS)} and keyword arguments of "
+                         f"stable_baselines3.{name}: {sorted(accepted)}")  # fmt: skip
+    for key in ("n_timesteps", "n_envs", "max_episode_steps"):
+        value = settings.get(key)
+        if (key == "n_timesteps" or value is not None) and not (_whole(value) and value >= 1):
+            raise ValueError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+    if settings.get("noise_type") is not None:
+        try:
+            action_noise(settings["noise_type"], settings.get("noise_std", 0.1), 1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    if isinstance(settings.get("policy_kwargs"), dict):
+        try:
+            resolve_policy_kwargs(settings["policy_kwargs"])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return settings
 
 
 def default_gamma(algo: str) -> float:

@@ -1,9 +1,11 @@
 """The ``dvp-rl`` command line: ``dvp-rl demo | train | benchmark | zoo | reproduce``.
 
-Arguments are checked when they are parsed, before any work. A user error (a bad value, an
-unknown env id, a missing or damaged file) prints one line ``dvp-rl: error: ...`` and exits with
-code 2, argparse's convention; ``--traceback`` shows its traceback too. Other exceptions (bugs)
-keep their traceback.
+Arguments are checked when they are parsed, before any work; ``benchmark`` and ``zoo`` also check their
+folders, every agent's settings (the JSON overrides against the constructors, budgets >= 1) and that
+``--out`` holds no earlier run's results (``--overwrite`` removes them) before any reference is solved
+or agent trained. A user error (a bad value, an unknown env id, a missing or damaged file) prints one
+line ``dvp-rl: error: ...`` and exits with code 2, argparse's convention; ``--traceback`` shows its
+traceback too. Other exceptions (bugs) keep their traceback.
 """
 
 from __future__ import annotations
@@ -170,15 +172,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_preset(run: Callable[[Any], Any], base: Any, given: dict[str, Any], merged: Sequence[str] = ()) -> int:
+def _check_folders(folders: dict[str, Any]) -> None:
+    """Check that each folder (option name -> path; ``None``: not used) can be written, before any work."""
+    from dvp_rl.config import check_writable_folder
+
+    for what, folder in folders.items():
+        if folder is not None:
+            check_writable_folder(folder, what)
+
+
+def _run_preset(run: Callable[[Any], Any], base: Any, given: dict[str, Any], merged: Sequence[str] = (),
+                folders: Callable[[Any], dict[str, Any]] | None = None) -> int:  # fmt: skip
     """The glue of every comparison preset: ``base`` (its default config, or ``QUICK``) updated with the options
     given (``None``: not given; the dicts named in ``merged`` update the base's, key by key at every depth,
-    instead of replacing them),
-    run with one torch thread, ``summary.md`` printed."""
-    from dvp_rl.value.sobolev import torch_threads
-
+    instead of replacing them), its folders checked (``folders(config)``: option name -> folder), run with
+    one torch thread (the run checks its agents' settings and its output folder before any work),
+    ``summary.md`` printed."""
     given = {k: (merge_settings(getattr(base, k), v) if k in merged and v else v) for k, v in given.items()}
     config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    if folders is not None:
+        _check_folders(folders(config))
+    from dvp_rl.value.sobolev import torch_threads
+
     with torch_threads(1):  # the networks are tiny: one thread trains SB3 and the fits faster on a small machine (rl-zoo3: --num-threads 1)
         result = run(config)
     print((result.out / "summary.md").read_text())
@@ -199,25 +214,35 @@ def _benchmark(args: argparse.Namespace) -> int:
         "closed_loop_steps": args.closed_loop_steps, "closed_loop_every": args.closed_loop_every, "grid_size": args.grid_size,
         "env_kwargs": args.env_kwargs, "dvp_kwargs": args.dvp_kwargs, "ppo_kwargs": args.ppo_kwargs,
         "n_workers": args.n_workers, "ground_truth_horizon": args.ground_truth_horizon, "out": args.out,
-        "ground_truth_cache": args.ground_truth_cache,
+        "ground_truth_cache": args.ground_truth_cache, "overwrite": args.overwrite or None,
     }  # fmt: skip
-    return _run_preset(run_benchmark, QUICK if args.quick else BenchmarkConfig(), given, merged=("dvp_kwargs", "ppo_kwargs"))
+
+    def folders(config: BenchmarkConfig) -> dict[str, Any]:
+        return {"--out": config.out or "runs", "--ground-truth-cache": config.ground_truth_cache}
+
+    return _run_preset(run_benchmark, QUICK if args.quick else BenchmarkConfig(), given, merged=("dvp_kwargs", "ppo_kwargs"), folders=folders)
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from dvp_rl.compare.zoo import QUICK, ZooConfig, run_zoo
+    from dvp_rl.compare.zoo import ZooConfig, run_zoo, zoo_config
 
-    base = QUICK if args.quick else ZooConfig()
+    base = zoo_config(args.env, args.quick)
     if not args.sb3_kwargs:  # the quick budgets of agents this run does not train are not its settings
         agents = tuple(args.agents) if args.agents else base.agents
         base = dataclasses.replace(base, sb3_kwargs={k: v for k, v in base.sb3_kwargs.items() if k in agents})
     given = {
-        "env_id": args.env, "agents": tuple(args.agents) if args.agents else None, "seed": args.seed,
+        "agents": tuple(args.agents) if args.agents else None, "seed": args.seed,
         "budget_seconds": args.budget_seconds, "n_episodes": args.episodes, "episode_seed": args.episode_seed,
         "dvp_kwargs": args.dvp_kwargs, "sb3_kwargs": args.sb3_kwargs, "n_workers": args.n_workers, "cache_dir": args.cache_dir,
-        "out": args.out, "reference": False if args.no_reference else None,
+        "out": args.out, "reference": False if args.no_reference else None, "oracle_kwargs": args.oracle_kwargs,
+        "curve_episodes": args.curve_episodes, "videos": False if args.no_videos else None, "overwrite": args.overwrite or None,
     }  # fmt: skip
-    return _run_preset(run_zoo, base, given, merged=("dvp_kwargs", "sb3_kwargs"))
+
+    def folders(config: ZooConfig) -> dict[str, Any]:
+        out = Path(config.out) if config.out else config.default_out("stamp")
+        return {"--out": config.out or out.parent, "--cache-dir": config.cache_dir or out.parent / "reference"}
+
+    return _run_preset(run_zoo, base, given, merged=("dvp_kwargs", "sb3_kwargs", "oracle_kwargs"), folders=folders)
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -296,18 +321,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--n-workers", type=_integer(1), help="solver processes of DVP and the ground truth (default 2)")
     bench.add_argument("--ground-truth-horizon", type=_integer(1), help="ground-truth DDP horizon (default: gamma^T <= 1e-4)")
     bench.add_argument("--ground-truth-cache", help="ground-truth cache folder (default runs/ground_truth)")
-    bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>)")
+    bench.add_argument("--out", help="output folder (default runs/<env>__benchmark__<timestamp>, _1, _2, ... appended if it exists); "
+                                     "one that holds an earlier run's results is refused")
+    bench.add_argument("--overwrite", action="store_true", help="remove an earlier run's results from --out first")
     bench.set_defaults(func=_benchmark)
 
     zoo = sub.add_parser(
-        "zoo", help="DVP against SB3's SAC, TD3 and PPO on a Gymnasium id, scored by its own reward (rl-zoo3 style)",
+        "zoo", help="DVP against SB3's SAC, TD3 and PPO on a Gymnasium id or dvp_rl/PandaReach-v0, scored by its own reward "
+                    "(rl-zoo3 style)",
         description="Train DVP (from the model, zero env interactions) and SAC, TD3, PPO (rl-zoo3's settings) under the same "
                     "wall-clock cap, then score every agent on the same fixed-seed episodes of the real env, against the "
-                    "optimal return of each episode.",
+                    "optimal return of each episode (and its success, where the env reports it). Unset options take the "
+                    "env id's settings (dvp_rl.compare.zoo.zoo_config: ZooConfig or QUICK, with the id's ENV_PRESETS entry).",
     )  # fmt: skip
-    zoo.add_argument("--env", help="Gymnasium id (default Pendulum-v1)")
+    zoo.add_argument("--env", help="a Gymnasium id with a differentiable twin, or a dvp_rl id such as dvp_rl/PandaReach-v0 "
+                                   "(default Pendulum-v1)")  # fmt: skip
     zoo.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run: every output)")
-    zoo.add_argument("--agents", nargs="+", choices=["DVP", "SAC", "TD3", "PPO"], help="agents to train (default: all four)")
+    zoo.add_argument("--agents", nargs="+", choices=["DVP", "SAC", "TD3", "PPO", "MPC"],
+                     help="agents to train (default: DVP SAC TD3 PPO; on dvp_rl/PandaReach-v0 also MPC: DVP's controller without "
+                          "a learned value)")  # fmt: skip
     zoo.add_argument("--seed", type=_integer(0), help="training seed of every agent (default 0)")
     zoo.add_argument("--budget-seconds", type=_number(0.0), help="wall-clock cap of each agent's training (default 600)")
     zoo.add_argument("--episodes", type=_integer(1), help="evaluation episodes (default 100)")
@@ -316,8 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--sb3-kwargs", type=_json_object, help='JSON dict per agent of hyperparams.yml overrides, e.g. \'{"SAC": {"n_timesteps": 5000}}\'')
     zoo.add_argument("--n-workers", type=_integer(1), help="DVP's solver processes (default 2)")
     zoo.add_argument("--no-reference", action="store_true", help="no optimal reference: regret and critic errors are n/a")
+    zoo.add_argument("--oracle-kwargs", type=_json_object, help='JSON dict of DDP oracle settings over the env\'s, e.g. \'{"horizon": 30}\'')
     zoo.add_argument("--cache-dir", help="cache folder of the optimal reference (default <out>/../reference)")
-    zoo.add_argument("--out", help="output folder (default runs/zoo/<env>__<timestamp>)")
+    zoo.add_argument("--curve-episodes", type=_integer(0),
+                     help="episodes of the success-rate-vs-wall-clock curve during training (0: none; default: the env id's, 0 but "
+                          "on dvp_rl/PandaReach-v0)")  # fmt: skip
+    zoo.add_argument("--no-videos", action="store_true", help="no GIF of each agent's first episode")
+    zoo.add_argument("--out", help="output folder (default runs/zoo/<env>__<timestamp>, _1, _2, ... appended if it exists); "
+                                   "one that holds an earlier run's results is refused")  # fmt: skip
+    zoo.add_argument("--overwrite", action="store_true", help="remove an earlier run's results from --out first")
     zoo.set_defaults(func=_zoo)
 
     reproduce = sub.add_parser("reproduce", help="reproduce one of the paper's experiments (figures, table, tensorboard)")

@@ -1,13 +1,17 @@
-"""One adapter per kind of agent: what the comparison harness needs of DVP and of SB3's PPO, SAC, TD3.
+"""One adapter per kind of agent: what the comparison harness needs of DVP, of its controller without a
+learned value ("MPC") and of SB3's PPO, SAC, TD3.
 
-An adapter builds an agent for one run (:class:`RunSpec`: env, seed, discount, settings), trains
-it under the harness's callbacks, and exposes it the same way whatever it is (:class:`Agent`):
+An adapter checks a run's settings before any work (:meth:`Adapter.check`), builds an agent for
+one run (:class:`RunSpec`: env, seed, discount, settings), trains it under the harness's callbacks,
+says whether training left it untrained (:meth:`Adapter.untrained`), and exposes it the same way
+whatever it is (:class:`Agent`):
 
 * ``predictor()``: the agent acting in the env it was built for (SB3's ``predict``), for
   :func:`dvp_rl.control.rollout.evaluate_episodes`;
 * ``state_policy()``: ``states (N, nx) -> actions (N, nu)`` of the differentiable env (the twin of
   a Gymnasium id), a fresh one per closed loop, for :func:`dvp_rl.control.rollout.rollout_from_states`;
-* ``values(states)``: its cost-to-go estimate at states of the differentiable env, in that env's cost;
+* ``values(states)``: its cost-to-go estimate at states of the differentiable env, in that env's cost
+  (an agent without a critic, :attr:`Adapter.has_critic` false, has none);
 * ``sample_count``: what its ``num_timesteps`` counts, named by ``samples``: ``"env_interactions"``
   (SB3: steps of the env itself) or ``"model_evaluations"`` (DVP: DDP node evaluations of its model).
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,11 +64,24 @@ class Adapter(ABC):
     """The agent-specific part of the harness (see the module docstring); stateless.
 
     ``name``: the agent's name in runs, legends and tables; ``samples``: what its ``num_timesteps``
-    counts, one of :data:`SAMPLE_KINDS`.
+    counts, one of :data:`SAMPLE_KINDS`; ``has_critic``: whether it has a cost-to-go estimate
+    (:meth:`values`); ``steps_are_iterations``: whether each ``on_step`` of its callbacks ends a
+    training iteration (DVP), rather than an env step (SB3).
     """
 
     name: str
     samples: str
+    has_critic: bool = True
+    steps_are_iterations: bool = False
+
+    def check(self, spec: RunSpec) -> None:
+        """Raise ``ValueError``, before any work, for settings of ``spec`` that :meth:`build` or training would
+        refuse later (unknown keys, budgets below 1); nothing by default."""
+
+    def untrained(self, model: Any) -> str | None:
+        """After training: why the agent learned nothing (e.g. ``"untrained (learning_starts 10000 >= 2000
+        steps)"``), ``None`` when it did; ``None`` by default."""
+        return None
 
     @abstractmethod
     def build(self, spec: RunSpec) -> Agent:
@@ -130,6 +147,10 @@ class Agent:
     def predictor(self) -> Predictor:
         return self.adapter.predictor(self.model)
 
+    def untrained(self) -> str | None:
+        """Why training left the agent untrained, ``None`` when it learned (:meth:`Adapter.untrained`)."""
+        return self.adapter.untrained(self.model)
+
 
 # ---------------------------------------------------------------------------- DVP
 class DVPAdapter(Adapter):
@@ -141,9 +162,33 @@ class DVPAdapter(Adapter):
 
     name = "DVP"
     samples = "model_evaluations"
+    steps_are_iterations = True
+    #: constructor arguments of ``DVP`` that the run sets, not the overrides
+    RUN_KEYS = ("env", "seed", "env_kwargs", "n_workers", "checkpoint_dir", "tensorboard_log", "verbose")
+
+    def check(self, spec: RunSpec) -> None:
+        """The override keys against ``DVP``'s constructor (and ``iterations``), then a dry construction (no
+        solve, no fit): every config section and value as ``build`` will see them.
+
+        :raises ValueError: naming the agent, the env id and the problem
+        """
+        import inspect
+
+        from dvp_rl.agent import DVP
+
+        accepted = set(inspect.signature(DVP.__init__).parameters) - {"self", *self.RUN_KEYS}
+        unknown = sorted(set(spec.overrides) - accepted - {"iterations"})
+        where = f"{self.name} settings for {spec.env_id}"
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; DVP takes {sorted(accepted | {'iterations'})}")
+        try:
+            self.build(spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
     def build(self, spec: RunSpec) -> Agent:
         from dvp_rl.agent import DVP
+        from dvp_rl.config import integer
 
         kwargs = dict(spec.overrides)
         iterations = kwargs.pop("iterations", None)
@@ -153,9 +198,12 @@ class DVPAdapter(Adapter):
             kwargs["gamma"] = spec.gamma
         agent = DVP(spec.env_id, seed=spec.seed, env_kwargs=dict(spec.env_kwargs), n_workers=spec.n_workers, checkpoint_dir=None,
                     **kwargs)  # fmt: skip
-        iterations = agent.default_iterations if iterations is None else int(iterations)
+        iterations = agent.default_iterations if iterations is None else integer("iterations", iterations, 1)
         settings = {**agent.hyperparameters(), "iterations": iterations, "n_workers": agent.n_workers}
         return Agent(self, spec, agent, settings, iterations)
+
+    def untrained(self, model: Any) -> str | None:
+        return None if model.iteration > 0 else "untrained (no DVP iteration)"
 
     def learn(self, model: Any, budget: int, callback: BaseCallback) -> bool:
         model.learn(budget, callback=callback)
@@ -168,6 +216,36 @@ class DVPAdapter(Adapter):
         """A fresh MPC controller of the agent (:meth:`dvp_rl.agent.DVP.controller`): float64
         actions, its own warm starts; on the differentiable env's states."""
         return model.controller().predict
+
+
+class MPCAdapter(DVPAdapter):
+    """DVP's controller without a learned value ("what the value buys"): ``DVP(env_id, **overrides)`` as
+    :class:`DVPAdapter` builds it (the same controller settings: the id's ``mpc`` entry and the run's
+    overrides), never trained: its ``predict`` plans with a zero terminal cost. ``learn`` runs the
+    callbacks' start and end only (0 s, 0 samples, ``budget`` 0); no critic. Not reported as untrained:
+    learning nothing is what it is for."""
+
+    name = "MPC"
+    has_critic = False
+
+    def build(self, spec: RunSpec) -> Agent:
+        built = super().build(replace(spec, budget=None))
+        model = built.model
+        settings = {"terminal": None, "gamma": model.gamma, "horizon": model.mpc.horizon or model.horizon,
+                    "mpc": model.hyperparameters()["mpc"], "seed": model.seed}  # fmt: skip
+        return Agent(self, spec, model, settings, 0)
+
+    def learn(self, model: Any, budget: int, callback: BaseCallback) -> bool:
+        callback.init_callback(model)
+        callback.on_training_start(locals(), globals())
+        callback.on_training_end()
+        return True
+
+    def values(self, model: Any, env_id: str, states: np.ndarray) -> np.ndarray:
+        raise ValueError(f"{self.name} has no critic (it learns no value)")
+
+    def untrained(self, model: Any) -> str | None:
+        return None
 
 
 # ---------------------------------------------------------------------------- SB3
@@ -191,6 +269,18 @@ class SB3Adapter(Adapter):
 
         self.name = check_algo(algo)
 
+    def check(self, spec: RunSpec) -> None:
+        """:func:`baselines.sb3.check_hyperparams` of the run's settings, and the run's budget an integer >= 1.
+
+        :raises ValueError: naming the agent, the env id and the problem
+        """
+        from baselines.sb3 import check_hyperparams
+
+        check_hyperparams(self.name, spec.env_id, spec.overrides)
+        budget = spec.budget
+        if budget is not None and (isinstance(budget, bool) or not float(budget).is_integer() or budget < 1):
+            raise ValueError(f"{self.name} settings for {spec.env_id}: the timestep budget must be an integer >= 1, got {budget!r}")
+
     def build(self, spec: RunSpec) -> Agent:
         from baselines.ppo import episode_steps
         from baselines.sb3 import load_hyperparams, make_sb3
@@ -199,11 +289,23 @@ class SB3Adapter(Adapter):
         settings = {**load_hyperparams(spec.env_id, self.name), **overrides}
         timesteps = int(spec.budget if spec.budget is not None else overrides.pop("n_timesteps", settings["n_timesteps"]))
         overrides.pop("n_timesteps", None)
+        given = overrides.pop("gamma", None)
+        gamma = spec.gamma if spec.gamma is not None else given  # the run's, else the overrides' (None: the entry's)
         if spec.gamma is not None and not settings.get("max_episode_steps"):
             overrides["max_episode_steps"] = episode_steps(spec.env_id, spec.gamma)
-        model = make_sb3(self.name, spec.env_id, seed=spec.seed, gamma=spec.gamma, env_kwargs=dict(spec.env_kwargs), **overrides)
+        model = make_sb3(self.name, spec.env_id, seed=spec.seed, gamma=gamma, env_kwargs=dict(spec.env_kwargs), **overrides)
         settings = {**settings, "n_timesteps": timesteps, "gamma": float(model.gamma), "seed": spec.seed}
         return Agent(self, spec, model, settings, timesteps)
+
+    def untrained(self, model: Any) -> str | None:
+        """SB3 counts its gradient updates (``_n_updates``): none after training is an untrained agent, e.g. an
+        off-policy one whose ``learning_starts`` was not passed (it trains from ``learning_starts + 1`` steps on)."""
+        if getattr(model, "_n_updates", 1) > 0:
+            return None
+        steps, starts = int(model.num_timesteps), getattr(model, "learning_starts", None)
+        if starts is not None and steps <= int(starts):
+            return f"untrained (learning_starts {int(starts)} >= {steps} steps)"
+        return f"untrained (no gradient update in {steps} steps)"
 
     def learn(self, model: Any, budget: int, callback: BaseCallback) -> bool:
         model.learn(budget, callback=callback)
@@ -250,7 +352,7 @@ def observations_of(env_id: str, states: np.ndarray, n_obs: int) -> np.ndarray:
 
 
 #: the agents a comparison can train, by name
-ADAPTERS: dict[str, Adapter] = {"DVP": DVPAdapter(), **{algo: SB3Adapter(algo) for algo in ("PPO", "SAC", "TD3")}}
+ADAPTERS: dict[str, Adapter] = {"DVP": DVPAdapter(), **{algo: SB3Adapter(algo) for algo in ("PPO", "SAC", "TD3")}, "MPC": MPCAdapter()}
 
 
 def get_adapter(name: str) -> Adapter:
@@ -263,5 +365,5 @@ def get_adapter(name: str) -> Adapter:
     return ADAPTERS[name]
 
 
-__all__ = ["ADAPTERS", "SAMPLE_KINDS", "Adapter", "Agent", "DVPAdapter", "RunSpec", "SB3Adapter",
+__all__ = ["ADAPTERS", "SAMPLE_KINDS", "Adapter", "Agent", "DVPAdapter", "MPCAdapter", "RunSpec", "SB3Adapter",
            "get_adapter", "observations_of"]  # fmt: skip

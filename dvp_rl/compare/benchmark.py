@@ -23,7 +23,7 @@ Everything lands in ``<out>``: tensorboard runs ``tb/<env>/<ALGO>_seed<k>`` with
 milliseconds of training), value errors also as ``log10_*`` (on a linear axis DVP's curve is
 a flat line at zero next to PPO's), one chart per tag in the Custom Scalars tab; the algorithms' own logs under
 ``tb/<env>/internal/``; figures (PNG in ``figures/`` and in tensorboard's Images tab);
-``summary.md`` and ``summary.json``::
+``summary.md`` and ``summary.json`` (a run whose agent its budget left untrained says so there)::
 
     dvp-rl benchmark --quick
     tensorboard --logdir runs/<out>/tb
@@ -226,6 +226,7 @@ class BenchmarkPreset(Preset):
     ``compare_wallclock/*``, hyper-parameters) beside the agents' own logs ``tb/<env>/internal/``."""
 
     agents = AGENTS
+    outputs = ("summary.json", "summary.md", "tb", "figures")
 
     def __init__(self, config: BenchmarkConfig) -> None:
         super().__init__(config)
@@ -393,7 +394,8 @@ def summarize(runs: Runs, truths: Mapping[str, GroundTruth], starts: Mapping[str
             "ground_truth_horizon": truth.horizon,
             "closed_loop_starts": env_starts,
             "runs": {algo: [{"seed": r.seed, "hyperparameters": r.settings, "eval_s": r.paused_s, "stopped_by_budget": r.stopped_by_cap,
-                             "history": [e._asdict() for e in r.scores["value_error"].history]} for r in results]
+                             "untrained": r.untrained, "history": [e._asdict() for e in r.scores["value_error"].history]}
+                            for r in results]
                      for algo, results in by_algo.items()},
         }  # fmt: skip
     return {"config": config.settings(), "closed_loop_steps": config.steps, "total_s": total_s, "envs": by_env,
@@ -453,6 +455,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             f"{env['ground_truth_horizon']}; optimal closed-loop reference (V* averaged over the closed-loop starts, "
             f"infinite horizon): {env['optimal_closed_loop_cost']:.4g}.",
         ]  # fmt: skip
+        untrained = [f"{algo} seed {r['seed']}: {r['untrained']}" for algo, runs in env["runs"].items() for r in runs if r.get("untrained")]
+        if untrained:
+            lines.append(f"**Untrained** (their rows are those of untrained agents): {'; '.join(untrained)}.")
         error = targets["error_ratio"]
         t_equal = np.mean([s["equal_wallclock_s"] for s in targets["per_seed"]])
         verdict = "met" if targets["met"] else "NOT met"

@@ -9,7 +9,8 @@ renders them with Agg. Each function takes plain arrays:
 * :func:`closed_loop_trajectories`: closed-loop states of each controller from the same
   starts (the paper's Fig. 11);
 * :func:`value_error_curves`: value error against simulator transitions and against
-  wall-clock, log scale.
+  wall-clock, log scale;
+* :func:`wallclock_curves`: success rate and mean return of episodes against training wall-clock.
 
 :func:`render` draws a figure once into an RGB array, which :func:`save_png` writes and
 tensorboard's ``add_image(..., dataformats="HWC")`` logs.
@@ -28,7 +29,15 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 #: one colour per algorithm, in the order they are given
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+
+
+class CurvePoint(Protocol):
+    """What :func:`wallclock_curves` reads of an evaluation (:class:`dvp_rl.compare.scorers.CurvePoint`)."""
+
+    wallclock_s: float
+    mean_return: float
+    success_rate: float | None
 
 
 class ErrorPoint(Protocol):
@@ -172,4 +181,40 @@ def value_error_curves(histories: Mapping[str, Sequence[Sequence[ErrorPoint]]], 
     return figure
 
 
-__all__ = ["closed_loop_trajectories", "render", "save_png", "value_error_curves", "value_maps"]
+def wallclock_curves(curves: Mapping[str, Sequence[CurvePoint]], title: str = "") -> Figure:
+    """Success rate (left; only where some evaluation reports success) and mean return (right) of the
+    evaluations during training, against the training wall-clock.
+
+    :param curves: name -> its evaluations in order (each point has ``wallclock_s``, ``mean_return`` and
+        ``success_rate``, ``None`` where the env reports no success); an agent of one evaluation (no
+        training: e.g. the controller without a learned value) is drawn as a dotted level across
+    """
+    with_success = any(p.success_rate is not None for points in curves.values() for p in points)
+    figure = Figure(figsize=(12 if with_success else 6.5, 4.5), layout="constrained")
+    axes = figure.subplots(1, 2 if with_success else 1, squeeze=False)[0]
+    panels = [("success_rate", "success rate")] * with_success + [("mean_return", "mean return")]
+    end = max((p.wallclock_s for points in curves.values() for p in points), default=0.0) or 1.0
+    for ax, (key, label) in zip(axes, panels):
+        for color, (name, points) in zip(COLORS, curves.items()):
+            seconds = np.array([p.wallclock_s for p in points])
+            values = np.array([np.nan if getattr(p, key) is None else getattr(p, key) for p in points], dtype=float)
+            if len(points) == 1:
+                ax.plot([seconds[0], end], [values[0], values[0]], ":", color=color, label=f"{name} (no training)")
+            else:
+                ax.plot(seconds, values, "o-", color=color, ms=3, label=name)
+        ax.set(xlabel="training wall-clock (s)", ylabel=label, title=f"{label} against training wall-clock")
+        if key == "success_rate":
+            ax.set_ylim(-0.05, 1.05)
+        else:  # returns many decades apart (an untrained agent's and a controller's) on a symmetric log axis
+            returns = np.abs([p.mean_return for points in curves.values() for p in points])
+            returns = returns[returns > 0]
+            if returns.size and returns.max() > 100 * returns.min():
+                ax.set_yscale("symlog", linthresh=float(returns.min()))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+__all__ = ["closed_loop_trajectories", "render", "save_png", "value_error_curves", "value_maps", "wallclock_curves"]

@@ -1,5 +1,5 @@
 """What a comparison writes: ``summary.json`` and ``summary.md``, markdown tables, tensorboard scalars
-and text, figures as PNG and as tensorboard images; shared by every preset.
+and text, figures as PNG and as tensorboard images, episodes as GIF; shared by every preset.
 
 The presets decide what a summary holds and how its tables read; this module writes them, the same
 way for all, so that a run's outputs are laid out alike whatever compared what.
@@ -74,5 +74,27 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-__all__ = ["NOT_AVAILABLE", "hparams_text", "log_scalars", "markdown_table", "number", "save_figure", "settings_text", "stats",
-           "write_summary"]  # fmt: skip
+def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float, max_width: int = 480) -> Path:
+    """Write frames (H, W, 3) ``uint8`` as a looping GIF at ``path`` (its folder created), played at ``fps``
+    frames per second, scaled down to at most ``max_width`` pixels wide; returns the path.
+
+    :raises ValueError: no frame, or ``fps <= 0``
+    """
+    from PIL import Image
+
+    if not len(frames) or not fps > 0:
+        raise ValueError(f"a GIF needs frames and fps > 0, got {len(frames)} frames at {fps} fps")
+    images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames]
+    width, height = images[0].size
+    if width > max_width:
+        size = (int(max_width), max(1, round(height * max_width / width)))
+        images = [image.resize(size, Image.Resampling.LANCZOS) for image in images]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0,
+                   optimize=True)  # fmt: skip
+    return path
+
+
+__all__ = ["NOT_AVAILABLE", "hparams_text", "log_scalars", "markdown_table", "number", "save_figure", "save_gif", "settings_text",
+           "stats", "write_summary"]  # fmt: skip

@@ -6,8 +6,10 @@ over (:meth:`Scorer.score`, given the scores of the scorers before it). A preset
 
 * :class:`ValueErrorScorer`: value error against ground truth and closed-loop cost during training
   (the benchmark's; tensorboard ``compare/*`` and ``compare_wallclock/*``);
-* :class:`ReturnsScorer`: returns of deterministic episodes in the real env, one per reset seed,
-  and the regret against a per-episode reference (the zoo's);
+* :class:`ReturnsScorer`: returns (and success, where the env reports it) of deterministic episodes
+  in the real env, one per reset seed, and the regret against a per-episode reference (the zoo's);
+* :class:`CurveScorer`: success rate and mean return of a few such episodes during training, against
+  the training wall-clock;
 * :class:`StepTimeScorer`: median, 99th percentile and max milliseconds per control step of those episodes;
 * :class:`SampleCountScorer`: env interactions and model evaluations of training;
 * :class:`CriticScorer`: the agent's critic at the episode starts against the reference value.
@@ -207,6 +209,88 @@ class ValueErrorCallback(GroundTruthEvalCallback):
                   f"value MSE {record.value_mse:.3e} (rel. {record.value_rel_mse:.3e}){cost}", flush=True)
 
 
+# ---------------------------------------------------------------------------- episodes during training
+class CurvePoint(NamedTuple):
+    """One evaluation of :class:`CurveScorer`: ``wallclock_s`` of training so far (evaluations excluded),
+    ``transitions`` (the agent's ``num_timesteps``), ``mean_return`` and ``success_rate`` (``None`` where the
+    env does not report success) of the episodes."""
+
+    wallclock_s: float
+    transitions: int
+    mean_return: float
+    success_rate: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class CurveScorer(Scorer):
+    """Deterministic episodes in the real env during training (:func:`~dvp_rl.control.rollout.evaluate_episodes`,
+    one per reset seed), against the training wall-clock: before training, then at every ``every_s`` seconds of
+    training (the cap's clock, the evaluations paused out; checked at every callback step: an SB3 env
+    step, so a point can come one gradient phase late) or, for an agent whose callback steps are
+    iterations (DVP), after every iteration; and at the end. The score: the :class:`CurvePoint` list.
+
+    :param env_id: the env the agent acts in
+    :param seeds: the reset seeds (n,)
+    :param every_s: seconds of training between two evaluations, > 0
+    :param env_kwargs: ``gymnasium.make`` arguments
+    :raises ValueError: ``every_s <= 0`` or no seeds
+    """
+
+    env_id: str
+    seeds: np.ndarray
+    every_s: float
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    name: str = "curve"
+
+    def __post_init__(self) -> None:
+        if not self.every_s > 0:
+            raise ValueError(f"every_s must be > 0, got {self.every_s}")
+        if len(self.seeds) == 0:
+            raise ValueError("the curve needs at least one episode seed")
+
+    def callback(self, agent: Agent, cap: WallClockCap, writer: SummaryWriter | None) -> CurveCallback:
+        return CurveCallback(self, agent, cap)
+
+    def score(self, agent: Agent, callback: BaseCallback | None, scores: Mapping[str, Any]) -> list[CurvePoint]:
+        if not isinstance(callback, CurveCallback):  # pragma: no cover - the harness hands back its own callback
+            raise RuntimeError(f"{agent.name}: the curve's callback did not watch training")
+        return list(callback.points)
+
+
+class CurveCallback(BaseCallback):
+    """:class:`CurveScorer`'s watch of one agent's training (see there); ``points``: the evaluations so far."""
+
+    def __init__(self, scorer: CurveScorer, agent: Agent, cap: WallClockCap) -> None:
+        super().__init__()
+        self.scorer, self.agent, self.cap = scorer, agent, cap
+        self.points: list[CurvePoint] = []
+        self._next_s = scorer.every_s
+
+    def evaluate(self) -> CurvePoint:
+        """Evaluate now, inside ``cap.paused()``."""
+        wallclock = self.cap.elapsed()
+        with self.cap.paused():
+            s = self.scorer
+            episodes = evaluate_episodes(self.agent.predictor(), s.env_id, s.seeds, s.env_kwargs or None)
+            point = CurvePoint(wallclock, int(self.agent.model.num_timesteps), episodes.mean_return, episodes.success_rate)
+            self.points.append(point)
+        self._next_s = (math.floor(wallclock / self.scorer.every_s) + 1) * self.scorer.every_s
+        return point
+
+    def _on_training_start(self) -> None:
+        self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.agent.adapter.steps_are_iterations or self.cap.elapsed() >= self._next_s:
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        last = self.points[-1] if self.points else None
+        if last is None or last.transitions != int(self.agent.model.num_timesteps):
+            self.evaluate()
+
+
 # ---------------------------------------------------------------------------- after training
 class ReturnsScore(NamedTuple):
     """``episodes``: one per seed (:class:`~dvp_rl.control.rollout.EpisodeResults`); ``regret``: the
@@ -216,13 +300,15 @@ class ReturnsScore(NamedTuple):
     regret: np.ndarray | None
 
     def row(self) -> dict[str, Any]:
-        """Mean, std and worst return, mean and max regret (``None`` without a reference), episode lengths, returns."""
-        returns, regret = self.episodes.returns, self.regret
+        """Mean, std and worst return, mean and max regret (``None`` without a reference), episode lengths, returns,
+        success rate and per-episode successes (``None`` where the env does not report success)."""
+        returns, regret, successes = self.episodes.returns, self.regret, self.episodes.successes
         return {
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "worst_return": float(np.min(returns)),
             "mean_regret": None if regret is None else float(np.mean(regret)),
             "max_regret": None if regret is None else float(np.max(regret)),
             "episode_lengths": self.episodes.lengths.tolist(), "returns": returns.tolist(),
+            "success_rate": self.episodes.success_rate, "successes": None if successes is None else successes.tolist(),
         }  # fmt: skip
 
 
@@ -283,10 +369,11 @@ class SampleCountScorer(Scorer):
 
 class CriticScore(NamedTuple):
     """``values``: the critic at the starts (N,), in the differentiable env's cost; ``gamma``: its
-    discount; ``rel_mse``: mean (values - reference)^2 / mean reference^2 (``None`` without a reference)."""
+    discount; ``rel_mse``: mean (values - reference)^2 / mean reference^2 (``None`` without a reference).
+    All three ``None`` for an agent without a critic."""
 
-    values: np.ndarray
-    gamma: float
+    values: np.ndarray | None
+    gamma: float | None
     rel_mse: float | None
 
 
@@ -303,6 +390,8 @@ class CriticScorer(Scorer):
     name: str = "critic"
 
     def score(self, agent: Agent, callback: BaseCallback | None, scores: Mapping[str, Any]) -> CriticScore:
+        if not agent.adapter.has_critic:
+            return CriticScore(None, None, None)
         values, gamma = agent.values(self.starts), agent.gamma
         error = None
         if self.reference is not None:
@@ -311,5 +400,5 @@ class CriticScorer(Scorer):
         return CriticScore(values, gamma, error)
 
 
-__all__ = ["CHARTS", "CriticScore", "CriticScorer", "EvalRecord", "ReturnsScore", "ReturnsScorer", "SampleCountScorer", "Scorer",
+__all__ = ["CHARTS", "CriticScore", "CriticScorer", "CurveCallback", "CurvePoint", "CurveScorer", "EvalRecord", "ReturnsScore", "ReturnsScorer", "SampleCountScorer", "Scorer",
            "StepTimeScorer", "StepTimes", "ValueErrorCallback", "ValueErrorScore", "ValueErrorScorer", "custom_scalars_layout"]  # fmt: skip

@@ -8,6 +8,8 @@ its own model (:func:`dvp_rl.control.mpc.closed_loop`, the first-step search of
 
     results = evaluate_episodes(agent, "Pendulum-v1", seeds=range(1000, 1100))
     results.summary()          # mean +- std (worst, n episodes), median / p99 / max ms per step
+    results.success_rate       # info["is_success"] at the episodes' ends, None where the env has no such key
+    render_episode(agent, "dvp_rl/PandaReach-v0", seed=1000).frames   # one episode's rgb_array frames
 
 No torch and no SB3 here: a policy is anything with SB3's ``predict`` signature, or a function of
 the observations.
@@ -48,7 +50,8 @@ class Trajectory(NamedTuple):
     ``observations`` (n+1, n_obs): from the reset on; ``actions`` (n, nu): as the policy gave them;
     ``rewards`` (n,); ``episode_return``: their sum, added in step order; ``terminated``: the env
     ended the episode (not a truncation); ``step_ns`` (n,): wall-clock of each call of the policy
-    (nanoseconds; in lockstep runs the call that served every episode).
+    (nanoseconds; in lockstep runs the call that served every episode); ``info``: the info dict of
+    the episode's last step (of its reset for an episode without a step).
     """
 
     observations: np.ndarray
@@ -57,6 +60,7 @@ class Trajectory(NamedTuple):
     episode_return: float
     terminated: bool
     step_ns: np.ndarray
+    info: dict[str, Any] | None = None
 
 
 def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dict[str, Any]], max_steps: int | None = None) -> list[Trajectory]:
@@ -82,9 +86,11 @@ def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dic
     if max_steps is not None and int(max_steps) < 0:
         raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     observations: list[list[np.ndarray]] = []
+    infos: list[dict[str, Any]] = []
     for env, reset in zip(episode_envs, resets):
-        obs, _ = env.reset(**reset)
+        obs, info = env.reset(**reset)
         observations.append([obs])
+        infos.append(info)
     actions: list[list[np.ndarray]] = [[] for _ in range(n)]
     rewards: list[list[float]] = [[] for _ in range(n)]
     returns = [0.0] * n
@@ -100,7 +106,7 @@ def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dic
             if done[i]:
                 continue
             action = chosen[i]
-            obs, reward, term, trunc, _ = env.step(action)
+            obs, reward, term, trunc, infos[i] = env.step(action)
             observations[i].append(obs)
             actions[i].append(np.asarray(action))
             rewards[i].append(float(reward))
@@ -110,7 +116,7 @@ def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dic
     timings = np.asarray(step_ns, dtype=np.int64)
     return [
         Trajectory(np.array(observations[i]), np.array(actions[i]).reshape(len(actions[i]), -1), np.array(rewards[i], dtype=np.float64),
-                   returns[i], terminated[i], timings[: len(rewards[i])])
+                   returns[i], terminated[i], timings[: len(rewards[i])], infos[i])
         for i in range(n)
     ]  # fmt: skip
 
@@ -219,13 +225,20 @@ class EpisodeResults(NamedTuple):
     ``seeds`` (n,): the reset seeds; ``returns`` (n,): the undiscounted sum of the env's
     rewards; ``lengths`` (n,): steps per episode; ``step_ms`` (sum(lengths),): wall-clock of
     each control step in milliseconds (observation normalisation + ``predict``, not the
-    env's ``step``), the episodes one after the other.
+    env's ``step``), the episodes one after the other; ``successes`` (n,) bool: ``info["is_success"]``
+    of each episode's last step (SB3's key), ``None`` when the env does not report it for every episode.
     """
 
     seeds: np.ndarray
     returns: np.ndarray
     lengths: np.ndarray
     step_ms: np.ndarray
+    successes: np.ndarray | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        """The share of successful episodes, ``None`` when the env does not report success."""
+        return None if self.successes is None else float(np.mean(self.successes))
 
     @property
     def mean_return(self) -> float:
@@ -289,6 +302,21 @@ def evaluate_episodes(
     seeds = np.asarray(list(seeds), dtype=np.int64)
     if seeds.ndim != 1 or len(seeds) == 0:
         raise ValueError(f"seeds must be a non-empty sequence of integers, got {seeds!r}")
+    act = _predictor_act(policy)
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        runs = [run_episode(act, env, seed=int(seed)) for seed in seeds]
+    finally:
+        env.close()
+    reported = all(r.info is not None and "is_success" in r.info for r in runs)
+    return EpisodeResults(seeds, np.array([r.episode_return for r in runs]), np.array([len(r.rewards) for r in runs], dtype=np.int64),
+                          np.concatenate([r.step_ns for r in runs]).astype(np.float64) / 1e6,
+                          np.array([bool(r.info["is_success"]) for r in runs]) if reported else None)  # fmt: skip
+
+
+def _predictor_act(policy: Predictor) -> Act:
+    """:func:`evaluate_episodes`' policy: one observation (through the policy's ``VecNormalize``
+    statistics, if any) to ``predict(obs, episode_start, deterministic=True)``."""
     get_vec_normalize = getattr(policy, "get_vec_normalize_env", None)
     vec_normalize = get_vec_normalize() if callable(get_vec_normalize) else None
 
@@ -297,10 +325,99 @@ def evaluate_episodes(
         action, _ = policy.predict(obs, episode_start=np.array([first]), deterministic=True)
         return np.asarray(action)[None]
 
-    env = gym.make(env_id, **(env_kwargs or {}))
+    return act
+
+
+class _FrameRecorder(gym.Wrapper):
+    """Keeps ``env.render()``'s frame after the reset, after every ``every``-th step and after the last one."""
+
+    def __init__(self, env: gym.Env, every: int) -> None:
+        super().__init__(env)
+        self.every = int(every)
+        self.frames: list[np.ndarray] = []
+        self._steps = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        result = self.env.reset(**kwargs)
+        frame = self.env.render()
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3):
+            raise ValueError(f"{self.env.spec.id if self.env.spec else type(self.env.unwrapped).__name__} renders no rgb_array "
+                             f"frames (render() gave {type(frame).__name__})")  # fmt: skip
+        self.frames, self._steps = [frame], 0
+        return result
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        result = self.env.step(action)
+        self._steps += 1
+        if self._steps % self.every == 0 or result[2] or result[3]:
+            self.frames.append(self.env.render())
+        return result
+
+
+def rendering_problem(env_id: str, env_kwargs: dict[str, Any] | None = None, timeout: float = 120.0) -> str | None:
+    """Why ``gymnasium.make(env_id, render_mode="rgb_array", **env_kwargs)`` renders no ``rgb_array`` frame after a
+    reset, in words, or ``None`` when it does. Tried in a forked process: a renderer that ends its process
+    (e.g. MuJoCo's OpenGL without a display aborts) ends only that one.
+
+    :param timeout: seconds the try may take (then it is stopped and that is the reason)
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_try_rendering, args=(env_id, dict(env_kwargs or {}), sender), daemon=True)
+    process.start()
+    sender.close()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return f"rendering a frame took over {timeout:g} s"
+    if receiver.poll():
+        return receiver.recv()
+    return f"the renderer ended its process (exit code {process.exitcode})"
+
+
+def _try_rendering(env_id: str, env_kwargs: dict[str, Any], sender: Any) -> None:
     try:
-        runs = [run_episode(act, env, seed=int(seed)) for seed in seeds]
+        env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+        env.reset(seed=0)
+        frame = env.render()
+        ok = isinstance(frame, np.ndarray) and frame.ndim == 3
+        sender.send(None if ok else f"render() gave {type(frame).__name__}, not an rgb_array frame")
+    except Exception as exc:  # noqa: BLE001  (any failure is the answer, sent to the parent)
+        sender.send(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+
+
+class RenderedEpisode(NamedTuple):
+    """One episode of :func:`render_episode`: its :class:`Trajectory`, the ``frames`` (H, W, 3) ``uint8``
+    and the frame rate ``fps`` at which they play in real time."""
+
+    trajectory: Trajectory
+    frames: list[np.ndarray]
+    fps: float
+
+
+def render_episode(policy: Predictor, env_id: str, seed: int, max_frames: int = 60, env_kwargs: dict[str, Any] | None = None) -> RenderedEpisode:
+    """One deterministic episode of ``policy`` as :func:`evaluate_episodes` plays it (reset seed ``seed``), in
+    ``gymnasium.make(env_id, render_mode="rgb_array", **env_kwargs)``, with frames of it: after the reset, after
+    every ``k``-th step and after the last, ``k`` chosen so that an episode of the env's time limit gives at
+    most ``max_frames`` + 1 frames.
+
+    :raises gymnasium.error.Error: the env cannot render (e.g. ``DependencyNotInstalled``: a renderer not
+        installed), at the reset, before the policy acts
+    :raises ValueError: ``max_frames < 1``, or the env renders no ``rgb_array`` frame at the reset (e.g. ``None``)
+    """
+    if int(max_frames) < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else int(max_frames)
+        every = max(1, -(-int(limit) // int(max_frames)))
+        recorder = _FrameRecorder(env, every)
+        trajectory = run_episode(_predictor_act(policy), recorder, seed=int(seed))
+        frames = recorder.frames
     finally:
         env.close()
-    return EpisodeResults(seeds, np.array([r.episode_return for r in runs]), np.array([len(r.rewards) for r in runs], dtype=np.int64),
-                          np.concatenate([r.step_ns for r in runs]).astype(np.float64) / 1e6)  # fmt: skip
+    fps = float(env.metadata.get("render_fps") or 1.0 / getattr(env.unwrapped, "dt", 1.0)) / every
+    return RenderedEpisode(trajectory, frames, fps)

@@ -13,8 +13,10 @@ from envs.twins import TWINS
 
 
 def test_every_agent_has_one_adapter():
-    assert list(ADAPTERS) == ["DVP", "PPO", "SAC", "TD3"]
-    assert ADAPTERS["DVP"].samples == "model_evaluations" and all(ADAPTERS[a].samples == "env_interactions" for a in ("PPO", "SAC", "TD3"))
+    assert list(ADAPTERS) == ["DVP", "PPO", "SAC", "TD3", "MPC"]
+    assert all(ADAPTERS[a].samples == "model_evaluations" for a in ("DVP", "MPC"))
+    assert all(ADAPTERS[a].samples == "env_interactions" for a in ("PPO", "SAC", "TD3"))
+    assert [a for a, adapter in ADAPTERS.items() if not adapter.has_critic] == ["MPC"]
     with pytest.raises(ValueError, match="known agents"):
         get_adapter("DQN")
 

@@ -78,6 +78,7 @@ def test_summary_holds_every_metric_for_both(run):
             assert math.isfinite(stats["mean"]) and stats["std"] == 0.0 and len(stats["values"]) == 1
         assert env["runs"][algo][0]["history"][0]["transitions"] == 0
         assert env["runs"][algo][0]["stopped_by_budget"] is False  # both spent their own budget
+        assert env["runs"][algo][0]["untrained"] is None  # both learned
     assert set(env["ratios_ppo_over_dvp"]) == set(METRICS)
     assert env["metrics"]["PPO"]["env_interactions"]["mean"] == 2048 and env["metrics"]["PPO"]["model_evaluations"]["mean"] == 0
     assert env["metrics"]["DVP"]["env_interactions"]["mean"] == 0 and env["metrics"]["DVP"]["model_evaluations"]["mean"] > 0

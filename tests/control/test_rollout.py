@@ -1,12 +1,13 @@
 """The one closed loop (dvp_rl.control.rollout): episodes in lockstep, the model view, scoring in the
-real env one episode per seed (an SB3 model, VecNormalize included), closed loops from given states."""
+real env one episode per seed (an SB3 model, VecNormalize included; success where the env reports it),
+closed loops from given states, an episode as pictures."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from baselines.sb3 import make_sb3
-from dvp_rl.control.rollout import ModelEnv, discounted_cost, evaluate_episodes, run_episode, run_episodes
+from dvp_rl.control.rollout import ModelEnv, discounted_cost, evaluate_episodes, render_episode, run_episode, run_episodes
 from tests.helpers import make_unwrapped
 
 ENV_ID = "Pendulum-v1"
@@ -126,3 +127,66 @@ def test_slowest_steps_are_reported_beside_the_median():
     assert results.max_step_ms == ms.max() and results.p99_step_ms == pytest.approx(np.percentile(ms, 99))
     assert results.median_step_ms <= results.p99_step_ms <= results.max_step_ms
     assert "p99" in results.summary() and "max" in results.summary()
+
+
+# ---------------------------------------------------------------------------- success and pictures
+ARM_ID = "dvp_rl/PandaReach-v0"
+
+
+def test_each_episodes_success_is_its_last_steps_is_success():
+    seeds = [3, 4]
+    hold = ConstantAction(np.zeros(7, dtype=np.float32))  # no torque: the arm falls away from its goal
+    failed = evaluate_episodes(hold, ARM_ID, seeds, env_kwargs={"max_episode_steps": 5})
+    wide = evaluate_episodes(hold, ARM_ID, seeds, env_kwargs={"max_episode_steps": 5, "success_distance": 10.0, "success_speed": 1e3})
+    np.testing.assert_array_equal(failed.successes, [False, False])
+    np.testing.assert_array_equal(wide.successes, [True, True])
+    assert failed.success_rate == 0.0 and wide.success_rate == 1.0 and np.array_equal(failed.returns, wide.returns)
+    env = gym.make(ARM_ID, max_episode_steps=5, success_distance=0.3)  # the last step's info, by hand
+    trajectory = run_episode(lambda obs, first: np.zeros((1, 7), dtype=np.float32), env, seed=3)
+    env.reset(seed=3)
+    for _ in range(5):
+        *_, info = env.step(np.zeros(7, dtype=np.float32))
+    assert trajectory.info["is_success"] == info["is_success"] and trajectory.info["distance"] == info["distance"]
+    pendulum = evaluate_episodes(ConstantTorque(0.0), ENV_ID, [0], env_kwargs={"max_episode_steps": 3})
+    assert pendulum.successes is None and pendulum.success_rate is None  # Pendulum-v1 reports no success
+
+
+class ConstantAction:
+    """SB3's predict signature: always the same action."""
+
+    def __init__(self, action: np.ndarray):
+        self.action = action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self.action, None
+
+
+def test_an_episode_as_pictures():
+    hold = ConstantAction(np.zeros(7, dtype=np.float32))
+    episode = render_episode(hold, ARM_ID, seed=3, max_frames=10, env_kwargs={"max_episode_steps": 25, "width": 200, "height": 100})
+    # a frame every ceil(25 / 10) = 3 steps, after the reset and after the last step
+    assert len(episode.frames) == 1 + 8 + 1 and all(f.shape == (100, 200, 3) and f.dtype == np.uint8 for f in episode.frames)
+    assert episode.fps == pytest.approx(100.0 / 3) and len(episode.trajectory.rewards) == 25
+    np.testing.assert_array_equal(episode.trajectory.rewards, run_episode(lambda obs, first: np.zeros((1, 7), dtype=np.float32),
+                                                                          gym.make(ARM_ID, max_episode_steps=25), seed=3).rewards)
+    with pytest.raises(ValueError, match="max_frames"):
+        render_episode(hold, ARM_ID, seed=3, max_frames=0)
+    with pytest.warns(UserWarning, match="render_mode"), pytest.raises(ValueError, match="no render modes"):
+        render_episode(hold, "dvp_rl/Unicycle-v0", seed=3)
+
+
+def test_an_env_that_cannot_render_says_so_before_the_policy_acts():
+    pytest.importorskip("gymnasium.envs.classic_control")
+    try:
+        import pygame  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pygame renders Pendulum-v1 here")
+
+    class Refuses:
+        def predict(self, *args, **kwargs):
+            raise AssertionError("the policy acted")
+
+    with pytest.raises(gym.error.DependencyNotInstalled):
+        render_episode(Refuses(), ENV_ID, seed=0)
