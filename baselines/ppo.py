@@ -1,13 +1,13 @@
-"""PPO (Stable-Baselines3) on the dvp_rl tasks: construction, critic on the cost scale, rollouts.
+"""PPO (Stable-Baselines3) on the dvp_rl tasks: its critic on the cost scale, its policy on states, save and load.
 
 The baseline of the comparison in Parag et al., "Value learning from trajectory
 optimization and Sobolev descent: A step toward reinforcement learning with
 superlinear convergence properties", ICRA 2022. Nothing of PPO is re-implemented:
-this module builds SB3's ``PPO`` from ``hyperparams.yml`` and translates between
-its normalised world and the tasks' cost scale::
+:func:`baselines.sb3.make_sb3` builds SB3's ``PPO`` from ``hyperparams.yml`` and this module
+translates between its normalised world and the tasks' cost scale::
 
-    model = make_ppo("dvp_rl/Pendulum-v0", gamma=0.99, seed=0)
-    model.learn(load_hyperparams("dvp_rl/Pendulum-v0")["n_timesteps"])
+    model = make_sb3("PPO", "dvp_rl/Pendulum-v0", gamma=0.99, seed=0)
+    model.learn(load_hyperparams("dvp_rl/Pendulum-v0", "PPO")["n_timesteps"])
     V = critic_values(model, xs)                      # (N,), a cost-to-go like DVP's V(x)
     act = ppo_actions(model)                          # states (N, nx) -> actions (N, nu), for closed loops
     save_ppo(model, "runs/ppo")                       # runs/ppo.zip + runs/ppo_vecnormalize.pkl
@@ -19,105 +19,16 @@ That global setting is left to the caller (CLI, benchmark); this module changes 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import envs  # noqa: F401  (registers the dvp_rl/ ids)
 from baselines import sb3
-
-#: episodes last at least this many effective horizons 1 / (1 - gamma): gamma^T <= e^-5 < 1%
-DISCOUNT_HORIZONS = 5.0
-
-
-# ---------------------------------------------------------------------------- settings
-def load_hyperparams(env_id: str) -> dict[str, Any]:
-    """The PPO settings of ``env_id`` from ``hyperparams.yml`` (a fresh dict; see that file for the keys).
-
-    ``sb3.load_hyperparams(env_id, "PPO")``.
-
-    :raises KeyError: if ``env_id`` has no entry; the message lists the known ids
-    """
-    return sb3.load_hyperparams(env_id, "PPO")
-
-
-def episode_steps(env_id: str, gamma: float) -> int:
-    """Default training episode length for discount ``gamma``.
-
-    ``max(registration max_episode_steps, ceil(DISCOUNT_HORIZONS / (1 - gamma)))``, so that
-    an episode covers the states that matter to a discounted return (the tail weighs
-    ``gamma^T <= e^-5``); the registration default alone where ``gamma == 1``.
-    The episode only ends by truncation, on which SB3 bootstraps with the critic, so the
-    length shapes the visited states rather than the value targets: an entry of
-    ``hyperparams.yml`` may therefore fix a shorter ``max_episode_steps`` where long
-    episodes let exploration noise carry the state far from the task's region.
-    """
-    _check_gamma(gamma)
-    default = gym.spec(env_id).max_episode_steps or 1
-    if gamma >= 1.0:
-        return int(default)
-    return max(int(default), math.ceil(DISCOUNT_HORIZONS / (1.0 - gamma)))
-
-
-# ---------------------------------------------------------------------------- construction
-def make_ppo(
-    env_id: str,
-    gamma: float,
-    seed: int | None = None,
-    env_kwargs: dict[str, Any] | None = None,
-    tensorboard_log: str | Path | None = None,
-    verbose: int = 0,
-    device: str = "cpu",
-    **overrides: Any,
-) -> PPO:
-    """An untrained SB3 ``PPO`` on ``env_id`` with the settings of ``hyperparams.yml``.
-
-    The training env is a ``DummyVecEnv`` of ``n_envs`` copies (each ``Monitor``-wrapped,
-    seeded ``seed + i``) of ``gymnasium.make(env_id, max_episode_steps=T, **env_kwargs)``,
-    wrapped in ``VecNormalize(gamma=gamma, ...)`` when ``normalize`` is set. ``T`` is the
-    entry's ``max_episode_steps`` when it sets one, else :func:`episode_steps`.
-
-    :param env_id: a registered id with an entry in ``hyperparams.yml``
-    :param gamma: discount factor of PPO and of VecNormalize's return statistics, in (0, 1]
-    :param seed: seed of the envs and of PPO (torch, numpy, action space)
-    :param env_kwargs: keyword arguments of ``gymnasium.make`` (env arguments; a
-        ``max_episode_steps`` here replaces ``T``)
-    :param tensorboard_log: folder of the tensorboard runs, or None
-    :param verbose: SB3 verbosity
-    :param device: torch device of the policy
-    :param overrides: replace entries of ``hyperparams.yml`` (``n_envs``, ``normalize``,
-        ``policy``, ``max_episode_steps``, or any ``PPO`` keyword argument such as ``n_steps``)
-    :raises KeyError: for an env id without settings
-
-    ``sb3.make_sb3("PPO", ...)`` with ``gamma`` required and the episode length above.
-    """
-    _check_gamma(gamma)
-    if not overrides.get("max_episode_steps", load_hyperparams(env_id).get("max_episode_steps")):
-        overrides["max_episode_steps"] = episode_steps(env_id, gamma)
-    model = sb3.make_sb3(
-        "PPO",
-        env_id,
-        seed=seed,
-        gamma=gamma,
-        env_kwargs=env_kwargs,
-        tensorboard_log=tensorboard_log,
-        verbose=verbose,
-        device=device,
-        **overrides,
-    )
-    return cast(PPO, model)
-
-
-def _check_gamma(gamma: float) -> None:
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-
 
 # ---------------------------------------------------------------------------- evaluation
 def critic_values(model: PPO, states: np.ndarray) -> np.ndarray:
@@ -183,8 +94,8 @@ def load_ppo(
 ) -> PPO:
     """Load a model saved by :func:`save_ppo` with a fresh training env and its VecNormalize statistics.
 
-    The env is rebuilt as in :func:`make_ppo` (episode length from ``hyperparams.yml``
-    or :func:`episode_steps`) from the saved ``gamma`` and ``n_envs``, unseeded. The
+    The env is rebuilt as :func:`baselines.sb3.make_sb3` builds it (episode length from ``hyperparams.yml``
+    or :func:`baselines.sb3.episode_steps`) from the saved ``gamma`` and ``n_envs``, unseeded. The
     statistics, when saved, are restored with all their flags (``norm_reward`` included),
     so :func:`critic_values` and :func:`rollout` see what the model was trained with.
 
@@ -200,7 +111,7 @@ def load_ppo(
     zip_path = _zip_path(path)
     model = PPO.load(zip_path, device=device)
     gamma, n_envs = model.gamma, model.n_envs
-    max_episode_steps = load_hyperparams(env_id).get("max_episode_steps") or episode_steps(env_id, gamma)
+    max_episode_steps = sb3.load_hyperparams(env_id, "PPO").get("max_episode_steps") or sb3.episode_steps(env_id, gamma)
     vec_env = sb3.make_training_env(env_id, n_envs, None, env_kwargs, False, gamma, max_episode_steps)
     stats_path = vecnormalize_path(zip_path)
     if stats_path.exists():

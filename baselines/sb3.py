@@ -18,12 +18,14 @@ and that choice is left to the caller.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import gymnasium
 import numpy as np
 import torch
 import yaml
@@ -49,6 +51,7 @@ __all__ = [
     "load_hyperparams",
     "make_sb3",
     "make_training_env",
+    "episode_steps",
     "normalize_observations",
     "resolve_policy_kwargs",
 ]
@@ -58,6 +61,9 @@ HYPERPARAMS_PATH = Path(__file__).with_name("hyperparams.yml")
 
 #: the algorithms :func:`make_sb3` builds, by the name of their section in ``hyperparams.yml``
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "TD3": TD3}
+
+#: training episodes last at least this many effective horizons 1 / (1 - gamma): gamma^T <= e^-5 < 1%
+DISCOUNT_HORIZONS = 5.0
 
 #: settings that shape the env or are translated here, not passed to the SB3 constructor as they are
 _ENV_KEYS = ("n_timesteps", "n_envs", "normalize", "max_episode_steps", "policy", "noise_type", "noise_std")
@@ -181,6 +187,25 @@ def check_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None =
     return settings
 
 
+def episode_steps(env_id: str, gamma: float) -> int:
+    """Default training episode length for discount ``gamma``.
+
+    ``max(registration max_episode_steps, ceil(DISCOUNT_HORIZONS / (1 - gamma)))``, so that
+    an episode covers the states that matter to a discounted return (the tail weighs
+    ``gamma^T <= e^-5``); the registration default alone where ``gamma == 1``.
+    The episode only ends by truncation, on which SB3 bootstraps with the critic, so the
+    length shapes the visited states rather than the value targets: an entry of
+    ``hyperparams.yml`` may therefore fix a shorter ``max_episode_steps`` where long
+    episodes let exploration noise carry the state far from the task's region.
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    default = gymnasium.spec(env_id).max_episode_steps or 1
+    if gamma >= 1.0:
+        return int(default)
+    return max(int(default), math.ceil(DISCOUNT_HORIZONS / (1.0 - gamma)))
+
+
 def default_gamma(algo: str) -> float:
     """SB3's default discount of ``algo`` (its constructor's ``gamma``)."""
     return float(inspect.signature(ALGORITHMS[check_algo(algo)].__init__).parameters["gamma"].default)
@@ -234,7 +259,8 @@ def make_sb3(
 
     - the training env of :func:`make_training_env`: ``n_envs`` copies (default 1),
       ``VecNormalize(gamma=gamma)`` when ``normalize`` is set, episodes of
-      ``max_episode_steps`` (default: the registration's);
+      ``max_episode_steps`` (default: :func:`episode_steps` of a ``gamma`` the caller gives, long
+      enough for that discount; else the registration's);
     - ``action_noise``: :func:`action_noise` of ``noise_type`` / ``noise_std`` (off-policy
       algorithms);
     - ``policy_kwargs`` through :func:`resolve_policy_kwargs`; ``train_freq: [n, unit]`` as
@@ -258,6 +284,8 @@ def make_sb3(
     name = check_algo(algo)
     hyperparams = {**load_hyperparams(env_id, name), **overrides}
     entry_gamma = hyperparams.pop("gamma", default_gamma(name))
+    if gamma is not None and not hyperparams.get("max_episode_steps"):  # a discount of the caller's: episodes that cover it
+        hyperparams["max_episode_steps"] = episode_steps(env_id, float(gamma))
     gamma = float(entry_gamma if gamma is None else gamma)
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")

@@ -77,3 +77,16 @@ def check_experiment_outputs(out: Path, table: dict[str, Any], figures: Sequence
     events = list((out / "tb").rglob("events.out.tfevents.*"))
     assert events and all(e.stat().st_size > 0 for e in events)
     return markdown, saved
+
+
+def run_cli(*args: str) -> int:
+    """``dvp_rl.cli.main(args)`` with torch's thread count restored afterwards (the CLI sets one thread)."""
+    import torch
+
+    from dvp_rl.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        return main(list(args))
+    finally:
+        torch.set_num_threads(threads)

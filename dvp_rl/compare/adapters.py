@@ -282,7 +282,6 @@ class SB3Adapter(Adapter):
             raise ValueError(f"{self.name} settings for {spec.env_id}: the timestep budget must be an integer >= 1, got {budget!r}")
 
     def build(self, spec: RunSpec) -> Agent:
-        from baselines.ppo import episode_steps
         from baselines.sb3 import load_hyperparams, make_sb3
 
         overrides = dict(spec.overrides)
@@ -291,8 +290,6 @@ class SB3Adapter(Adapter):
         overrides.pop("n_timesteps", None)
         given = overrides.pop("gamma", None)
         gamma = spec.gamma if spec.gamma is not None else given  # the run's, else the overrides' (None: the entry's)
-        if spec.gamma is not None and not settings.get("max_episode_steps"):
-            overrides["max_episode_steps"] = episode_steps(spec.env_id, spec.gamma)
         model = make_sb3(self.name, spec.env_id, seed=spec.seed, gamma=gamma, env_kwargs=dict(spec.env_kwargs), **overrides)
         settings = {**settings, "n_timesteps": timesteps, "gamma": float(model.gamma), "seed": spec.seed}
         return Agent(self, spec, model, settings, timesteps)

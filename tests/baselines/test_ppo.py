@@ -6,20 +6,17 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import VecNormalize
 
-from baselines.ppo import (
-    critic_values,
-    episode_steps,
-    load_hyperparams,
-    load_ppo,
-    make_ppo,
-    ppo_actions,
-    save_ppo,
-    vecnormalize_path,
-)
+from baselines.ppo import critic_values, load_ppo, ppo_actions, save_ppo, vecnormalize_path
+from baselines.sb3 import episode_steps, make_sb3
+from baselines.sb3 import load_hyperparams as sb3_hyperparams
 from dvp_rl.control.rollout import rollout_from_states
 from tests.helpers import ALL_ENV_IDS, make_unwrapped
 
 ENV_ID = "dvp_rl/Pendulum-v0"
+
+
+def sb3_hyperparams_ppo(env_id):
+    return sb3_hyperparams(env_id, "PPO")
 GAMMA = 0.95
 
 
@@ -33,7 +30,7 @@ def model():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return make_ppo(ENV_ID, GAMMA, seed=0, n_steps=256).learn(2048)
+        return make_sb3("PPO", ENV_ID, gamma=GAMMA, seed=0, n_steps=256).learn(2048)
     finally:
         torch.set_num_threads(threads)
 
@@ -45,16 +42,16 @@ def states(rng):
 
 def test_unknown_env_id_raises_and_lists_known_ids():
     with pytest.raises(KeyError, match="dvp_rl/Pendulum-v0"):
-        load_hyperparams("dvp_rl/NoSuchEnv-v0")
+        sb3_hyperparams_ppo("dvp_rl/NoSuchEnv-v0")
     with pytest.raises(KeyError):
-        make_ppo("dvp_rl/NoSuchEnv-v0", GAMMA)
+        make_sb3("PPO", "dvp_rl/NoSuchEnv-v0", gamma=GAMMA)
 
 
 @pytest.mark.parametrize("env_id", ALL_ENV_IDS)
 def test_every_env_has_settings_that_build(env_id):
-    hyperparams = load_hyperparams(env_id)
+    hyperparams = sb3_hyperparams_ppo(env_id)
     assert "gamma" not in hyperparams
-    ppo = make_ppo(env_id, 0.99, seed=0)
+    ppo = make_sb3("PPO", env_id, gamma=0.99, seed=0)
     assert ppo.gamma == 0.99
     assert ppo.n_envs == hyperparams["n_envs"]
     assert isinstance(ppo.get_env(), VecNormalize) and ppo.get_env().gamma == 0.99
@@ -67,13 +64,13 @@ def test_episode_length_covers_the_discount():
     assert episode_steps(ENV_ID, 1.0) == default
     with pytest.raises(ValueError):
         episode_steps(ENV_ID, 0.0)
-    ppo = make_ppo(ENV_ID, 0.999, n_envs=1)
+    ppo = make_sb3("PPO", ENV_ID, gamma=0.999, n_envs=1)
     assert ppo.get_env().venv.envs[0].spec.max_episode_steps == 5000
     # An entry of hyperparams.yml may fix the length instead; env_kwargs win over both.
     lq = "dvp_rl/LinearQuadratic-v0"
-    fixed = load_hyperparams(lq)["max_episode_steps"]
-    assert make_ppo(lq, 0.999, n_envs=1).get_env().venv.envs[0].spec.max_episode_steps == fixed
-    ppo = make_ppo(lq, 0.999, n_envs=1, env_kwargs={"max_episode_steps": 7})
+    fixed = sb3_hyperparams_ppo(lq)["max_episode_steps"]
+    assert make_sb3("PPO", lq, gamma=0.999, n_envs=1).get_env().venv.envs[0].spec.max_episode_steps == fixed
+    ppo = make_sb3("PPO", lq, gamma=0.999, n_envs=1, env_kwargs={"max_episode_steps": 7})
     assert ppo.get_env().venv.envs[0].spec.max_episode_steps == 7
 
 

@@ -7,27 +7,23 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dvp_rl.cli import main
-from dvp_rl.references.value_iteration import pendulum_start_states, solve_pendulum
 from dvp_rl.compare.zoo import ZooConfig
+from dvp_rl.references.value_iteration import pendulum_start_states, solve_pendulum
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    threads = torch.get_num_threads()
-    try:
-        code = main([
-            "zoo", "--agents", "DVP", "SAC", "--budget-seconds", "20", "--episodes", "2", "--episode-seed", "7",
-            "--dvp-kwargs", '{"iterations": 1, "n_samples": 40, "horizon": 10, "fit": {"max_epochs": 5, "polish_steps": 0}, "network": {"net_arch": [8]}}',
-            "--sb3-kwargs", '{"SAC": {"n_timesteps": 150, "learning_starts": 50}}', "--n-workers", "1",
-            "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
-        ])  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    code = run_cli(
+        "zoo", "--agents", "DVP", "SAC", "--budget-seconds", "20", "--episodes", "2", "--episode-seed", "7",
+        "--dvp-kwargs", '{"iterations": 1, "n_samples": 40, "horizon": 10, "fit": {"max_epochs": 5, "polish_steps": 0}, "network": {"net_arch": [8]}}',
+        "--sb3-kwargs", '{"SAC": {"n_timesteps": 150, "learning_starts": 50}}', "--n-workers", "1",
+        "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
+    )  # fmt: skip
     assert code == 0
     return out
 

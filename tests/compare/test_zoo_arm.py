@@ -8,13 +8,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dvp_rl.cli import main
 from dvp_rl.compare.zoo import ZooConfig, zoo_config
 from dvp_rl.references.oracle import ORACLES, oracle_returns
+from tests.helpers import run_cli
 
 ARM_ID = "dvp_rl/PandaReach-v0"
 AGENTS = ["DVP", "SAC", "TD3", "PPO", "MPC"]
@@ -27,15 +26,11 @@ TINY_SB3 = {"SAC": {"n_timesteps": 300, "learning_starts": 100}, "TD3": {"n_time
 @pytest.fixture(scope="module")
 def arm(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo_arm")
-    threads = torch.get_num_threads()
-    try:
-        code = main([
-            "zoo", "--env", ARM_ID, "--quick", "--episodes", "2", "--budget-seconds", "10", "--dvp-kwargs", json.dumps(TINY_DVP),
-            "--sb3-kwargs", json.dumps(TINY_SB3), "--oracle-kwargs", '{"horizon": 20}', "--curve-episodes", "1", "--n-workers", "1",
-            "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
-        ])  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    code = run_cli(
+        "zoo", "--env", ARM_ID, "--quick", "--episodes", "2", "--budget-seconds", "10", "--dvp-kwargs", json.dumps(TINY_DVP),
+        "--sb3-kwargs", json.dumps(TINY_SB3), "--oracle-kwargs", '{"horizon": 20}', "--curve-episodes", "1", "--n-workers", "1",
+        "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
+    )  # fmt: skip
     assert code == 0
     return out
 
