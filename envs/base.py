@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import crocoddyl
@@ -422,23 +423,23 @@ class GuardedActionModel(crocoddyl.ActionModelAbstract):
         return error
 
     def calc(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
-        if self.error is None:
-            try:
-                self._calc(data, x, u)
-                return
-            except BaseException as exc:  # noqa: BLE001 (kept, and re-raised by the solve's caller)
-                self.error = exc
-        data.cost = np.nan
-        _fill_nan(data, _CALC_BUFFERS)
+        if not self._guarded(self._calc, data, x, u):
+            data.cost = np.nan
+            _fill_nan(data, _CALC_BUFFERS)
 
     def calcDiff(self, data: Any, x: np.ndarray, u: np.ndarray | None = None) -> None:
+        if not self._guarded(self._calc_diff, data, x, u):
+            _fill_nan(data, _CALC_DIFF_BUFFERS)
+
+    def _guarded(self, method: Callable[[Any, np.ndarray, np.ndarray | None], None], data: Any, x: np.ndarray, u: np.ndarray | None) -> bool:
+        """Run ``method``; ``False`` (the exception kept in :attr:`error`) if it raised now or earlier."""
         if self.error is None:
             try:
-                self._calc_diff(data, x, u)
-                return
+                method(data, x, u)
+                return True
             except BaseException as exc:  # noqa: BLE001 (kept, and re-raised by the solve's caller)
                 self.error = exc
-        _fill_nan(data, _CALC_DIFF_BUFFERS)
+        return False
 
     @abc.abstractmethod
     def _calc(self, data: Any, x: np.ndarray, u: np.ndarray | None) -> None: ...

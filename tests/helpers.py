@@ -3,7 +3,7 @@ and the check of an experiment's quick-run outputs."""
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +79,39 @@ def check_experiment_outputs(out: Path, table: dict[str, Any], figures: Sequence
     return markdown, saved
 
 
-def run_cli(*args: str) -> int:
-    """``dvp_rl.cli.main(args)`` with torch's thread count restored afterwards (the CLI sets one thread)."""
+def run_zoo(out: Path, *args: str) -> Path:
+    """``dvp-rl zoo ARGS --n-workers 1`` into ``out/run`` with its reference cached in ``out/reference``, through
+    ``dvp_rl.cli.main`` (torch's thread count restored afterwards: the CLI sets one thread); asserts exit code 0."""
     import torch
 
     from dvp_rl.cli import main
 
     threads = torch.get_num_threads()
     try:
-        return main(list(args))
+        code = main(["zoo", *args, "--n-workers", "1", "--cache-dir", str(out / "reference"), "--out", str(out / "run")])
     finally:
         torch.set_num_threads(threads)
+    assert code == 0
+    return out
+
+
+def central_difference(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Jacobian of f (R^n -> R^m, or a scalar) at x by central differences, shape (m, n) or (n,)."""
+    cols = []
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def assert_first_derivatives(model: Any, x: np.ndarray, u: np.ndarray, atol_dynamics: float, atol_cost: float, rtol: float) -> Any:
+    """``Fx, Fu`` (``dynamics_derivatives``) and ``Lx, Lu`` (``cost_derivatives``) of an env or twin at ``x`` (nx,),
+    ``u`` (nu,) against central differences of ``dynamics`` and ``cost``; returns ``cost_derivatives(x, u)``."""
+    Fx, Fu = model.dynamics_derivatives(x, u)
+    np.testing.assert_allclose(Fx, central_difference(lambda z: model.dynamics(z, u), x), atol=atol_dynamics, rtol=rtol)
+    np.testing.assert_allclose(Fu, central_difference(lambda w: model.dynamics(x, w), u), atol=atol_dynamics, rtol=rtol)
+    derivatives = model.cost_derivatives(x, u)
+    np.testing.assert_allclose(derivatives[0], central_difference(lambda z: model.cost(z, u), x), atol=atol_cost, rtol=rtol)
+    np.testing.assert_allclose(derivatives[1], central_difference(lambda w: model.cost(x, w), u), atol=atol_cost, rtol=rtol)
+    return derivatives

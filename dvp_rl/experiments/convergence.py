@@ -214,8 +214,7 @@ def _write_table(results: dict[str, EnvRun], seeds: Sequence[int], settings: Set
             "best_value_rel_mse": common.stats(best),
         }  # fmt: skip
     notes = (
-        f"DVP with T={settings.horizon}, {settings.n_samples} samples per iteration, gamma=1, net {list(settings.net_arch)}; "
-        f"errors against {settings.truth_note()}; Bellman residual = mean (V_i - V_(i-1))^2 on "
+        f"{settings.dvp_note()}; errors against {settings.truth_note()}; Bellman residual = mean (V_i - V_(i-1))^2 on "
         f"the same states, V_0 = 0. Mean ± std over seeds {list(seeds)}. Paper: value MSE ~1e-5 for pendulum and "
         "cart-pole, ~1e-3 for the unicycle (its cost scale, not necessarily ours: compare the relative MSE)."
     )

@@ -183,6 +183,10 @@ class Budget:
         states = envs.make(env_id, env_kwargs).unwrapped.sample_states(self.n_eval, np.random.default_rng(EVAL_SEED))
         return self.reference(env_id, states, n_workers, env_kwargs, cache_dir)
 
+    def dvp_note(self) -> str:
+        """DVP's settings, for tables."""
+        return f"DVP with T={self.horizon}, {self.n_samples} samples per iteration, gamma=1, net {list(self.net_arch)}"
+
     def truth_note(self) -> str:
         """How the ground truth was computed, for tables."""
         horizon = self.truth_horizon or "the env's value_horizon"

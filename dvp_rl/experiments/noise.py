@@ -140,8 +140,7 @@ def _write_table(
         }
     data = {"experiment": NAME, "env_id": settings.env_id, "seeds": list(seeds), "settings": asdict(settings), "levels": per_level}
     notes = (
-        f"{settings.env_id}, DVP T={settings.horizon}, {settings.n_samples} samples per iteration, gamma=1, net "
-        f"{list(settings.net_arch)}. Noise on iteration 1's targets only: V + s rms(V) e, Vx_j + s rms(Vx_j) e. Errors against "
+        f"{settings.env_id}, {settings.dvp_note()}. Noise on iteration 1's targets only: V + s rms(V) e, Vx_j + s rms(Vx_j) e. Errors against "
         f"{settings.truth_note()} ({n_truth} converged); mean ± std over seeds {list(seeds)}. Paper: a few iterations recover "
         "from the noise."
     )

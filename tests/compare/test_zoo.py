@@ -12,20 +12,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dvp_rl.cli import main
 from dvp_rl.compare.zoo import ZooConfig
 from dvp_rl.references.value_iteration import pendulum_start_states, solve_pendulum
-from tests.helpers import run_cli
+from tests.helpers import run_zoo
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    code = run_cli(
-        "zoo", "--agents", "DVP", "SAC", "--budget-seconds", "20", "--episodes", "2", "--episode-seed", "7",
+    return run_zoo(
+        out, "--agents", "DVP", "SAC", "--budget-seconds", "20", "--episodes", "2", "--episode-seed", "7",
         "--dvp-kwargs", '{"iterations": 1, "n_samples": 40, "horizon": 10, "fit": {"max_epochs": 5, "polish_steps": 0}, "network": {"net_arch": [8]}}',
-        "--sb3-kwargs", '{"SAC": {"n_timesteps": 150, "learning_starts": 50}}', "--n-workers", "1",
-        "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
+        "--sb3-kwargs", '{"SAC": {"n_timesteps": 150, "learning_starts": 50}}',
     )  # fmt: skip
-    assert code == 0
-    return out
 
 
 def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from dvp_rl.compare.zoo import ZooConfig, zoo_config
 from dvp_rl.references.oracle import ORACLES, oracle_returns
-from tests.helpers import run_cli
+from tests.helpers import run_zoo
 
 ARM_ID = "dvp_rl/PandaReach-v0"
 AGENTS = ["DVP", "SAC", "TD3", "PPO", "MPC"]
@@ -26,13 +26,10 @@ TINY_SB3 = {"SAC": {"n_timesteps": 300, "learning_starts": 100}, "TD3": {"n_time
 @pytest.fixture(scope="module")
 def arm(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo_arm")
-    code = run_cli(
-        "zoo", "--env", ARM_ID, "--quick", "--episodes", "2", "--budget-seconds", "10", "--dvp-kwargs", json.dumps(TINY_DVP),
-        "--sb3-kwargs", json.dumps(TINY_SB3), "--oracle-kwargs", '{"horizon": 20}', "--curve-episodes", "1", "--n-workers", "1",
-        "--cache-dir", str(out / "reference"), "--out", str(out / "run"),
+    return run_zoo(
+        out, "--env", ARM_ID, "--quick", "--episodes", "2", "--budget-seconds", "10", "--dvp-kwargs", json.dumps(TINY_DVP),
+        "--sb3-kwargs", json.dumps(TINY_SB3), "--oracle-kwargs", '{"horizon": 20}', "--curve-episodes", "1",
     )  # fmt: skip
-    assert code == 0
-    return out
 
 
 def test_every_agent_and_the_mpc_row_on_the_same_episodes_with_their_success(arm):

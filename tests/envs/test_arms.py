@@ -15,7 +15,7 @@ from gymnasium.utils.env_checker import check_env
 import envs
 from dvp_rl.control.ocp import OptimalControlProblem
 from envs.arms import ARMS, ArmReachEnv, ArmSpec
-from tests.envs.test_envs import central_difference
+from tests.helpers import assert_first_derivatives, central_difference
 
 example_robot_data = pytest.importorskip("example_robot_data")
 
@@ -49,12 +49,7 @@ def test_derivatives_match_finite_differences(panda, rng):
     env = panda
     nv = 3 + env.n_joints
     for x, u in zip(*random_points(env, rng)):
-        Fx, Fu = env.dynamics_derivatives(x, u)
-        np.testing.assert_allclose(Fx, central_difference(lambda z: env.dynamics(z, u), x), atol=1e-7, rtol=1e-5)
-        np.testing.assert_allclose(Fu, central_difference(lambda w: env.dynamics(x, w), u), atol=1e-7, rtol=1e-5)
-        Lx, Lu, Lxx, Lxu, Luu = env.cost_derivatives(x, u)
-        np.testing.assert_allclose(Lx, central_difference(lambda z: env.cost(z, u), x), atol=1e-6, rtol=1e-5)
-        np.testing.assert_allclose(Lu, central_difference(lambda w: env.cost(x, w), u), atol=1e-6, rtol=1e-5)
+        Lx, Lu, Lxx, Lxu, Luu = assert_first_derivatives(env, x, u, atol_dynamics=1e-7, atol_cost=1e-6, rtol=1e-5)
         np.testing.assert_allclose(Lxu, central_difference(lambda w: env.cost_derivatives(x, w).Lx, u), atol=1e-6, rtol=1e-5)
         np.testing.assert_allclose(Luu, central_difference(lambda w: env.cost_derivatives(x, w).Lu, u), atol=1e-6, rtol=1e-5)
         # Lxx is Gauss-Newton (gauss_newton_hessian) except in the speeds, where every term is quadratic

@@ -10,20 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs
-from tests.helpers import ALL_ENV_IDS, NON_REAL_DTYPES, make_unwrapped, non_real
+from tests.helpers import ALL_ENV_IDS, NON_REAL_DTYPES, central_difference, make_unwrapped, non_real
 
 # Every env with a non-zero terminal cost, so the terminal derivatives are exercised.
 TERMINAL_KWARGS = {"w_terminal": 2.0}
-
-
-def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Jacobian of f (R^n -> R^m, or a scalar) at x by central differences, shape (m, n) or (n,)."""
-    cols = []
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h))
-    return np.stack(cols, axis=-1)
 
 
 def random_points(env, rng, n=5):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from envs.base import wrap_angles
 from envs.twins import PENDULUM_MAX_SPEED, TWINS, twin_for
 from tests.helpers import NON_REAL_DTYPES, make_unwrapped, non_real
-from tests.envs.test_envs import central_difference
+from tests.helpers import central_difference
 
 #: float32 observations carry ~1e-7 relative rounding (speeds up to 8: 4.8e-7 absolute)
 OBS_ATOL = 1e-6

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("mujoco")
 
 from envs.mjcf.reacher import ReacherTwin  # noqa: E402
-from tests.envs.test_envs import central_difference  # noqa: E402
+from tests.helpers import central_difference  # noqa: E402
 
 pytestmark = pytest.mark.mujoco
 

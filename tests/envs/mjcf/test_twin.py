@@ -29,7 +29,7 @@ from envs.mjcf.reacher import ReacherTwin  # noqa: E402
 from envs.twins import twin_for  # noqa: E402
 from tests.envs import test_envs as generic  # noqa: E402
 from tests.envs.mjcf.helpers import IDP, IDP_BEST_REWARD, REACHER, Side, relative_error  # noqa: E402
-from tests.envs.test_envs import central_difference  # noqa: E402
+from tests.helpers import assert_first_derivatives, central_difference  # noqa: E402
 
 pytestmark = pytest.mark.mujoco
 
@@ -201,12 +201,7 @@ def test_derivatives_match_finite_differences(real_id, rng):
     twin = type(side.twin)(w_terminal=2.0)
     for _ in range(4):
         x, u = side.random_state(rng), rng.uniform(-0.9, 0.9, twin.nu)
-        Fx, Fu = twin.dynamics_derivatives(x, u)
-        np.testing.assert_allclose(Fx, central_difference(lambda z: twin.dynamics(z, u), x), atol=1e-6, rtol=1e-5)
-        np.testing.assert_allclose(Fu, central_difference(lambda w: twin.dynamics(x, w), u), atol=1e-6, rtol=1e-5)
-        Lx, Lu, Lxx, Lxu, Luu = twin.cost_derivatives(x, u)
-        np.testing.assert_allclose(Lx, central_difference(lambda z: twin.cost(z, u), x), atol=1e-5, rtol=1e-5)
-        np.testing.assert_allclose(Lu, central_difference(lambda w: twin.cost(x, w), u), atol=1e-5, rtol=1e-5)
+        assert_first_derivatives(twin, x, u, atol_dynamics=1e-6, atol_cost=1e-5, rtol=1e-5)
         tLx, _ = twin.terminal_cost_derivatives(x)
         np.testing.assert_allclose(tLx, central_difference(twin.terminal_cost, x), atol=1e-5, rtol=1e-5)
 

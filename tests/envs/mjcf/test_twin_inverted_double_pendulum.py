@@ -10,7 +10,7 @@ pytest.importorskip("mujoco")
 from envs.mjcf.inverted_double_pendulum import InvertedDoublePendulumTwin  # noqa: E402
 from envs.twins import IDP_SPEED_CLIP, twin_for  # noqa: E402
 from tests.envs.mjcf.helpers import IDP, IDP_BEST_REWARD, kinematics_at  # noqa: E402
-from tests.envs.test_envs import central_difference  # noqa: E402
+from tests.helpers import central_difference  # noqa: E402
 
 pytestmark = pytest.mark.mujoco
 
