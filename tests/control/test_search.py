@@ -9,6 +9,16 @@ from dvp_rl.control.search import FirstStepSearch
 from tests.helpers import make_unwrapped
 
 
+def played(env, x0: np.ndarray, n: int, prefix: list, horizon: int = 10) -> float:
+    """The reference, written out: the prefix open loop, then the plain MPC; the summed cost of ``n`` steps."""
+    plain, x, total = MPCController(env, horizon, retry_cold=False), x0, 0.0
+    for t in range(n):
+        step = plain.step(x)  # one warm-started solve a step, as the search makes during its prefix
+        u = prefix[t] if t < len(prefix) else step.action
+        total, x = total + env.cost(x, u), env.dynamics(x, u)
+    return total
+
+
 def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the_plain_controller():
     env = make_unwrapped("dvp_rl/Pendulum-v0", cost="gymnasium")
     x0, n = np.array([np.pi - 0.1, 0.0]), 40
@@ -17,15 +27,7 @@ def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the
     assert [len(p) for p in candidates] == [0, 3, 3, 8, 8]
     assert all(np.all(np.abs(u) == 2.0) for p in candidates for u in p)
 
-    def played(prefix: list) -> float:  # the reference, written out: the prefix open loop, then the plain MPC
-        plain, x, total = MPCController(env, 10, retry_cold=False), x0, 0.0
-        for t in range(n):
-            step = plain.step(x)  # one warm-started solve a step, as the search makes during its prefix
-            u = prefix[t] if t < len(prefix) else step.action
-            total, x = total + env.cost(x, u), env.dynamics(x, u)
-        return total
-
-    scores = [played(p) for p in candidates]
+    scores = [played(env, x0, n, p) for p in candidates]
     loop = closed_loop(searching, x0, n)
     assert loop.costs.sum() == pytest.approx(min(scores), rel=1e-9)  # the rollouts score the whole loop exactly
     assert min(scores) < scores[0] - 10.0  # here a push beats the plain controller's swing-up
@@ -34,6 +36,23 @@ def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the
     assert loop.model_evaluations[0] > 10 * loop.model_evaluations[1]  # the search runs at the first step only
     searching.reset(0)
     assert searching.step(x0).model_evaluations == loop.model_evaluations[0]  # a new episode searches again
+
+
+def test_the_search_on_a_second_task_with_two_controls():
+    """The unicycle (two controls, no angle to swing): every sign pattern of both bounds is a candidate, and
+    the closed loop of the wrapper is the cheapest candidate played by hand."""
+    env = make_unwrapped("dvp_rl/Unicycle-v0")
+    x0, n = np.array([0.0, 0.9, 0.0]), 15
+    searching = FirstStepSearch(MPCController(env, 10, retry_cold=False), steps=(2,), rollout=n)
+    candidates = searching.candidates()
+    assert len(candidates) == 1 + 4  # no push, and (low|high) x (low|high) held 2 steps
+    assert {tuple(p[0]) for p in candidates[1:]} == {(a, b) for a in (-5.0, 5.0) for b in (-5.0, 5.0)}
+    scores = [played(env, x0, n, p) for p in candidates]
+    loop = closed_loop(searching, x0, n)
+    assert loop.costs.sum() == pytest.approx(min(scores), rel=1e-9)
+    assert min(scores) < scores[0] - 50.0  # here a push beats the plain controller (two pushes tie by symmetry)
+    best = [p for p, score in zip(candidates, scores) if score == pytest.approx(min(scores), rel=1e-9)]
+    assert any(np.array_equal(loop.us[:2], np.array(p)) for p in best)
 
 
 def test_predict_without_episode_start_searches_again_at_a_new_episode_only():
