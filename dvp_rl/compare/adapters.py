@@ -254,7 +254,7 @@ class SB3Adapter(Adapter):
 
     ``budget``: timesteps (the run's, else ``n_timesteps`` of the overrides, else of the entry). When
     the run fixes the discount and the entry sets no ``max_episode_steps``, training episodes last
-    :func:`baselines.ppo.episode_steps` (long enough for that discount). Observations are the
+    :func:`baselines.sb3.episode_steps` (long enough for that discount). Observations are the
     states for a dvp_rl id, and the twin's ``state_to_observation`` of them for a Gymnasium id; the
     critic (:func:`baselines.sb3.critic_costs`) is shifted into the twin's cost by
     :data:`dvp_rl.references.episodes.REWARD_OFFSETS`.

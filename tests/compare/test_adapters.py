@@ -5,7 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from baselines.ppo import episode_steps
+from baselines.sb3 import episode_steps
 from baselines.sb3 import critic_costs, default_gamma, load_hyperparams
 from dvp_rl.compare.adapters import ADAPTERS, DVPAdapter, RunSpec, SB3Adapter, get_adapter, observations_of
 from dvp_rl.defaults import dvp_defaults
