@@ -97,7 +97,7 @@ def load_ppo(
     The env is rebuilt as :func:`baselines.sb3.make_sb3` builds it (episode length from ``hyperparams.yml``
     or :func:`baselines.sb3.episode_steps`) from the saved ``gamma`` and ``n_envs``, unseeded. The
     statistics, when saved, are restored with all their flags (``norm_reward`` included),
-    so :func:`critic_values` and :func:`rollout` see what the model was trained with.
+    so :func:`critic_values` and :func:`ppo_actions` see what the model was trained with.
 
     .. warning:: **Loading a file runs code from it: load only files you wrote yourself.**
        This is Stable-Baselines3's format: the zip's ``data`` entry holds cloudpickled objects
