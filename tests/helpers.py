@@ -1,5 +1,6 @@
 """Helpers the tests share (imported as ``tests.helpers``): the registered env ids, an unwrapped env,
-and the check of an experiment's quick-run outputs."""
+the check of an experiment's quick-run outputs, a ``dvp-rl zoo`` run, and derivatives against
+central differences."""
 
 import json
 import math
