@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dvp_rl.agent import DVP
+from dvp_rl.checkpoint import read_checkpoint, settings_of_format_1
 from dvp_rl.control.rollout import evaluate_episodes
 
 
@@ -37,8 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     variant = json.loads(args.mpc)
-    saved = DVP.load(args.path, n_workers=1).mpc
-    agent = DVP.load(args.path, n_workers=1, mpc=saved.replace(**variant))  # a config object replaces the section
+    data, _, _ = read_checkpoint(args.path)  # the file's controller settings, without building an agent for them
+    hyper = data["hyperparameters"]
+    saved = (settings_of_format_1(hyper) if data["format_version"] == 1 else hyper).get("mpc") or {}
+    agent = DVP.load(args.path, n_workers=1, mpc={**saved, **variant})
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()
     res = evaluate_episodes(agent, args.env_id, seeds)
