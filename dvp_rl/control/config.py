@@ -54,6 +54,8 @@ class MPCConfig:
     :param guess_when: ``"every_step"`` or ``"restart"`` (see :class:`~dvp_rl.control.mpc.MPCController`)
     :param time_budget: seconds a control step may take (``None``: no limit; see
         :class:`~dvp_rl.control.mpc.MPCController`): e.g. the env's control period
+    :param line_search_steps: step lengths each DDP iteration may try (``None``: Crocoddyl's ten):
+        fewer bound a step's time under ``time_budget`` (see :class:`~dvp_rl.control.mpc.MPCController`)
     :param search: a first-step search around the controller (:class:`SearchConfig` or a dict of its fields)
     :param env_kwargs: arguments of the model the controller plans with, over those of the env DVP
         learns on (e.g. ``{"rk_order": 2}``: a MuJoCo twin's cheaper integrator); the model must
@@ -69,6 +71,7 @@ class MPCConfig:
     guess_margin: float | None = None
     guess_when: str = "every_step"
     time_budget: float | None = None
+    line_search_steps: int | None = None
     search: SearchConfig | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
@@ -90,6 +93,8 @@ class MPCConfig:
             raise ValueError(f"mpc.guess_when must be one of {GUESS_WHEN}, got {self.guess_when!r}")
         if self.time_budget is not None and not (math.isfinite(float(self.time_budget)) and float(self.time_budget) > 0):
             raise ValueError(f"mpc.time_budget must be a finite number of seconds > 0 or None, got {self.time_budget!r}")
+        if self.line_search_steps is not None:
+            object.__setattr__(self, "line_search_steps", integer("mpc.line_search_steps", self.line_search_steps, 1))
         if self.search is not None:
             object.__setattr__(self, "search", as_config(SearchConfig, self.search, "mpc.search"))
         if not isinstance(self.env_kwargs, Mapping):
@@ -103,7 +108,7 @@ class MPCConfig:
         margin = self.guess_margin if isinstance(terminal, NetworkArrays) else None
         controller = MPCController(
             env, self.horizon or horizon, terminal, gamma, self.max_iter or max_iter, self.th_stop or th_stop,
-            self.retry_cold, self.guesses, margin, self.guess_when, self.time_budget,
+            self.retry_cold, self.guesses, margin, self.guess_when, self.time_budget, self.line_search_steps,
         )  # fmt: skip
         if self.search is None:
             return controller

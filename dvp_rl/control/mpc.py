@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dvp_rl.control.ocp import GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
+from dvp_rl.control.ocp import DEADLINE_SAFETY, GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
 from dvp_rl.control.rollout import ModelEnv, run_episode
 from dvp_rl.value.arrays import NetworkArrays, numpy_value
 from envs.base import wrap_angles
@@ -133,11 +133,16 @@ class MPCController(BatchController):
     :param guess_when: ``"every_step"`` (see ``guess_margin``) or ``"restart"``: only where the plan
         starts afresh, at a step without a warm start (an episode's first) or whose warm-started solve
         did not converge (the DDP oracle's multi-start)
-    :param time_budget: seconds a step may take (``None``: no limit). The first solve runs in chunks
-        of iterations sized by the measured time per iteration and stops when the next chunk would
-        not fit; the cold retry and the guesses start only while time is left and are chunked alike. An unconverged plan is
-        then applied as it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``).
-        Python's and the solver's own overheads make it a target, not a hard real-time guarantee.
+    :param time_budget: seconds a step may take (``None``: no limit). Every solve of the step stops
+        between two DDP iterations when the next would end past the step's deadline (the last
+        iteration's time predicts the next: :class:`~dvp_rl.control.ocp.DeadlineCallback`); the cold
+        retry and the guesses start only while time is left. An unconverged plan is then applied as
+        it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``). A step can
+        still overrun by one DDP iteration (the first of a solve) and by what the host takes from
+        the process: a target, not a hard real-time guarantee.
+    :param line_search_steps: step lengths each DDP iteration may try (``None``: Crocoddyl's ten; see
+        :class:`~dvp_rl.control.ocp.OptimalControlProblem`): with a ``time_budget``, fewer bound the
+        iteration that cannot be interrupted
     :raises ValueError: a setting out of its range, naming it (``horizon``, ``max_iter`` and
         ``th_stop`` as :class:`~dvp_rl.control.ocp.OptimalControlProblem` checks them)
     """
@@ -155,8 +160,9 @@ class MPCController(BatchController):
         guess_margin: float | None = None,
         guess_when: str = "every_step",
         time_budget: float | None = None,
+        line_search_steps: int | None = None,
     ) -> None:
-        self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop)
+        self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop, line_search_steps)
         self.env = self.ocp.env
         self.retry_cold = bool(retry_cold)
         unknown = sorted(set(guesses) - set(GUESSES))
@@ -174,10 +180,10 @@ class MPCController(BatchController):
         if time_budget is not None and not (np.isfinite(float(time_budget)) and float(time_budget) > 0):
             raise ValueError(f"time_budget must be a finite number of seconds > 0 or None, got {time_budget!r}")
         self.time_budget = None if time_budget is None else float(time_budget)
-        self._iteration_s: dict[int, float] = {}  # per horizon: measured seconds of one DDP iteration (a running estimate)
         self.terminal = terminal
         self._warm_starts: dict[int, np.ndarray] = {}
         self._last_steps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per env index: (x, applied control) of its last step
+        self._first_iteration_s: dict[int, float] = {}  # per horizon: seconds of a solve's first iteration (see _solve_until)
         self._spread_weights: np.ndarray | None = None  # 1 / the start states' standard deviations (0 where none), on first use
         self._problems: dict[int, OptimalControlProblem] = {self.ocp.horizon: self.ocp}  # by horizon (see step)
 
@@ -191,7 +197,7 @@ class MPCController(BatchController):
         ocp = self.ocp
         return {"horizon": ocp.horizon, "terminal": self.terminal, "gamma": ocp.gamma, "max_iter": ocp.max_iter, "th_stop": ocp.th_stop,
                 "retry_cold": self.retry_cold, "guesses": self.guesses, "guess_margin": self.guess_margin, "guess_when": self.guess_when,
-                "time_budget": self.time_budget}  # fmt: skip
+                "time_budget": self.time_budget, "line_search_steps": ocp.line_search_steps}  # fmt: skip
 
     def reset(self, index: int | None = None) -> None:
         """Drop the warm start of env ``index`` (``None``: of every env), as at an episode's start."""
@@ -245,7 +251,7 @@ class MPCController(BatchController):
         deadline = None if self.time_budget is None else t0 + self.time_budget
         first = plan = self._solve_until(ocp, x, warm, deadline)
         solves, iterations, nodes = 1, plan.iterations, plan.model_evaluations
-        if warm is not None and self.retry_cold and not plan.converged and not single_solve and self._time_left(deadline):
+        if warm is not None and self.retry_cold and not plan.converged and not single_solve and self._time_left(deadline, ocp):
             cold = self._solve_until(ocp, x, None, deadline)
             solves, iterations, nodes = solves + 1, iterations + cold.iterations, nodes + cold.model_evaluations
             if cold.converged or not np.all(np.isfinite(plan.us)):
@@ -253,7 +259,7 @@ class MPCController(BatchController):
         if not single_solve and self._needs_guesses(x, plan, restart=warm is None or not first.converged):
             for name in self.guesses:
                 for xs_init, us_init in ocp.initial_guesses(x, name):
-                    if not self._time_left(deadline):
+                    if not self._time_left(deadline, ocp):
                         break
                     other = self._solve_until(ocp, x, us_init, deadline, xs_init)
                     solves, iterations, nodes = solves + 1, iterations + other.iterations, nodes + other.model_evaluations
@@ -265,39 +271,25 @@ class MPCController(BatchController):
         self._warm_starts[index] = np.concatenate([plan.us[1:], plan.us[-1:]])
         action = np.clip(plan.us[0], self.env.action_low, self.env.action_high)
         self.record_action(x, action, index)
-        over = deadline is not None and not plan.converged and not self._time_left(deadline)
+        over = deadline is not None and not plan.converged and (plan.interrupted or not self._time_left(deadline, ocp))
         return MPCStep(action, plan, solves, iterations, nodes, time.perf_counter() - t0, over)
 
-    @staticmethod
-    def _time_left(deadline: float | None) -> bool:
-        return deadline is None or time.perf_counter() < deadline
+    def _time_left(self, deadline: float | None, ocp: OptimalControlProblem) -> bool:
+        """Whether a new solve of ``ocp`` still fits before ``deadline``: its first iteration (setup
+        included; the slowest seen lately, see :meth:`_solve_until`) times ``DEADLINE_SAFETY``."""
+        return deadline is None or time.perf_counter() + DEADLINE_SAFETY * self._first_iteration_s.get(ocp.horizon, 0.0) < deadline
 
     def _solve_until(self, ocp: OptimalControlProblem, x: np.ndarray, warm: Any, deadline: float | None, xs_warm: Any = None) -> SolveResult:
-        """One solve of a step from the warm start ``warm`` (and ``xs_warm``; ``None``: the cold guess):
-        one call without a deadline; with one, chunks of iterations (the first a single iteration when
-        no time per iteration is known yet), each warm-started from the last, while the next chunk fits
-        before ``deadline``. Iterations and node evaluations add up."""
-        if deadline is None:
-            return ocp.solve(x, xs_init=xs_warm, us_init=warm)
-        estimate = self._iteration_s.get(ocp.horizon)
-        plan, xs_init, us_init, iterations, nodes = None, xs_warm, warm, 0, 0
-        while True:
-            left = deadline - time.perf_counter()
-            chunk = 1 if estimate is None else int(min(ocp.max_iter - iterations, max(1, left // estimate)))
-            start = time.perf_counter()
-            result = ocp.solve(x, xs_init=xs_init, us_init=us_init, max_iter=chunk)
-            spent = time.perf_counter() - start
-            if result.iterations > 0:
-                per_iteration = spent / result.iterations
-                estimate = per_iteration if estimate is None else 0.8 * estimate + 0.2 * per_iteration
-                self._iteration_s[ocp.horizon] = estimate
-            iterations, nodes = iterations + result.iterations, nodes + result.model_evaluations
-            if plan is None or np.all(np.isfinite(result.us)):
-                plan = result
-            if (plan.converged or iterations >= ocp.max_iter or result.iterations < chunk or not np.all(np.isfinite(result.us))
-                    or deadline - time.perf_counter() < (estimate or 0.0)):  # fmt: skip
-                return plan._replace(iterations=iterations, model_evaluations=nodes)
-            xs_init, us_init = plan.xs, plan.us
+        """One solve of a step from the warm start ``warm`` (and ``xs_warm``; ``None``: the cold guess),
+        stopped between two iterations at ``deadline`` (``None``: none). Keeps the time of a first
+        iteration of ``ocp`` (setup included) that decides whether another solve may start: a longer
+        one replaces the estimate at once, a shorter one lowers it slowly (a tenth of the gap)."""
+        result = ocp.solve(x, xs_init=xs_warm, us_init=warm, deadline=deadline)
+        first = ocp.deadline.first_iteration
+        if first is not None:
+            estimate = self._first_iteration_s.get(ocp.horizon, 0.0)
+            self._first_iteration_s[ocp.horizon] = max(first, 0.9 * estimate + 0.1 * first)
+        return result
 
     def _problem(self, horizon: int | None) -> OptimalControlProblem:
         """The problem of ``horizon`` steps (``None``: ``T``), built on first use with this controller's settings."""
@@ -308,7 +300,7 @@ class MPCController(BatchController):
         horizon = int(horizon)
         if horizon not in self._problems:
             ocp = self.ocp
-            self._problems[horizon] = OptimalControlProblem(ocp.env, horizon, ocp.gamma, self.terminal, ocp.max_iter, ocp.th_stop)
+            self._problems[horizon] = OptimalControlProblem(ocp.env, horizon, ocp.gamma, self.terminal, ocp.max_iter, ocp.th_stop, ocp.line_search_steps)
         return self._problems[horizon]
 
     def _needs_guesses(self, x: np.ndarray, plan: SolveResult, restart: bool) -> bool:

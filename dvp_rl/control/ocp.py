@@ -12,6 +12,7 @@ FDDP), so what the DDP plans is what ``step()`` executes.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
 
@@ -35,7 +36,9 @@ class SolveResult(NamedTuple):
     ``xs`` (T+1, nx), ``us`` (T, nu): the trajectory; ``cost``: the optimal
     discounted cost-to-go ``V(x0)``; ``Vx`` (nx,), ``Vxx`` (nx, nx): its gradient
     and Hessian at the start node; ``iterations``; ``converged``: the solver's
-    stopping criterion was met and every output is finite.
+    stopping criterion was met and every output is finite; ``model_evaluations``: node
+    evaluations (:class:`ModelEvaluationCounter`); ``interrupted``: a deadline stopped the solve
+    between two iterations (the iterate so far is returned, see :meth:`OptimalControlProblem.solve`).
     """
 
     xs: np.ndarray
@@ -46,6 +49,7 @@ class SolveResult(NamedTuple):
     iterations: int
     converged: bool
     model_evaluations: int = 0
+    interrupted: bool = False
 
 
 class BatchSolveResult(NamedTuple):
@@ -172,6 +176,52 @@ class ModelEvaluationCounter(crocoddyl.CallbackAbstract):
         return self.count
 
 
+
+#: :class:`DeadlineCallback` stops a solve when this many times an iteration's time would pass the
+#: deadline (iterations vary: a line search that tries more step lengths, a regularised backward pass)
+DEADLINE_SAFETY = 1.5
+
+
+class DeadlineReached(Exception):
+    """Raised by :class:`DeadlineCallback` inside a solve to stop it between two iterations."""
+
+
+class DeadlineCallback(crocoddyl.CallbackAbstract):
+    """Stops a solve between two DDP iterations when the next one would end past ``deadline``.
+
+    Crocoddyl calls it after every iteration (the accepted iterate is then in ``solver.xs`` and
+    ``solver.us``); it predicts the next iteration to take :data:`DEADLINE_SAFETY` times the longer
+    of the last iteration and the mean of the solve's iterations so far, and raises
+    :class:`DeadlineReached` when that would pass ``deadline`` (a ``time.perf_counter()`` value;
+    ``None``: never). The first iteration always runs (its time, setup included, is kept in
+    :attr:`first_iteration` for callers that decide whether to start a solve at all).
+    """
+
+    def __init__(self) -> None:
+        crocoddyl.CallbackAbstract.__init__(self)
+        self.deadline: float | None = None
+        #: seconds from :meth:`start` to the end of the first iteration of the last solve (``None``: none ran)
+        self.first_iteration: float | None = None
+        self._start = self._last = 0.0
+        self._calls = 0
+
+    def start(self, deadline: float | None) -> None:
+        """Arm the callback for a solve that starts now (``deadline=None``: never stop it)."""
+        self.deadline = deadline
+        self.first_iteration = None
+        self._start = self._last = time.perf_counter()
+        self._calls = 0
+
+    def __call__(self, solver: crocoddyl.SolverAbstract) -> None:
+        now = time.perf_counter()
+        spent, self._last = now - self._last, now
+        self._calls += 1
+        if self._calls == 1:
+            self.first_iteration = now - self._start
+        if self.deadline is not None and now + DEADLINE_SAFETY * max(spent, (now - self._start) / self._calls) > self.deadline:
+            raise DeadlineReached
+
+
 class OptimalControlProblem:
     """A horizon-``T`` discounted shooting problem of ``env``, reusable across start states.
 
@@ -181,6 +231,9 @@ class OptimalControlProblem:
     :param terminal: the terminal cost, see :data:`TerminalSpec`
     :param max_iter: DDP iteration budget per solve (an integer >= 1)
     :param th_stop: Crocoddyl's stopping threshold (finite, > 0)
+    :param line_search_steps: step lengths the line search tries, ``1, 1/2, ..., 2**-(n-1)``
+        (``None``: Crocoddyl's ten). Fewer bound the time of an iteration whose step is refused (each
+        trial is a rollout of the T nodes): a real-time controller's setting
     :raises ValueError: a setting out of its range, naming it (a float is an integer only when
         integral: ``horizon=2.5`` is refused, not truncated)
     """
@@ -193,6 +246,7 @@ class OptimalControlProblem:
         terminal: TerminalSpec = None,
         max_iter: int = 300,
         th_stop: float = 1e-9,
+        line_search_steps: int | None = None,
     ) -> None:
         self.env = unwrap(env)
         self.horizon = integer("horizon", horizon, 1)
@@ -201,6 +255,7 @@ class OptimalControlProblem:
         self.gamma = float(gamma)
         self.max_iter = integer("max_iter", max_iter, 1)
         self.th_stop = positive("th_stop", th_stop)
+        self.line_search_steps = None if line_search_steps is None else integer("line_search_steps", line_search_steps, 1)
         self.running_models = [self.env.action_model(self.gamma**k) for k in range(self.horizon)]
         self.problem: crocoddyl.ShootingProblem | None = None
         self.solver: crocoddyl.SolverBoxFDDP | None = None
@@ -227,9 +282,12 @@ class OptimalControlProblem:
             raise TypeError(f"unsupported terminal {type(terminal).__name__}")
         self.terminal_model = model
         self.solver = box_fddp(self.running_models, model, self.th_stop)
+        if self.line_search_steps is not None:
+            self.solver.alphas = [2.0**-i for i in range(self.line_search_steps)]
         self.problem = self.solver.problem
         self.counter = ModelEvaluationCounter(self.horizon, list(self.solver.alphas))
-        self.solver.setCallbacks([self.counter])
+        self.deadline = DeadlineCallback()
+        self.solver.setCallbacks([self.counter, self.deadline])
 
     def initial_guess(self, x0: np.ndarray, name: str = "hold") -> tuple[list[np.ndarray] | None, list[np.ndarray]]:
         """``(xs_init or None, us_init)`` of the named guess from ``x0`` (one of :data:`GUESSES` but
@@ -319,11 +377,14 @@ class OptimalControlProblem:
         xs_init: np.ndarray | list[np.ndarray] | None = None,
         us_init: np.ndarray | list[np.ndarray] | None = None,
         max_iter: int | None = None,
+        deadline: float | None = None,
     ) -> SolveResult:
         """Solve from ``x0`` (nx,); warm start with ``us_init`` (T, nu) and optionally ``xs_init`` (T+1, nx).
 
-        ``max_iter`` replaces the problem's iteration budget for this solve (a caller with a deadline
-        solves in chunks, each warm-started from the last). A failed or unconverged solve is reported through ``converged=False``, not raised; an
+        ``max_iter`` replaces the problem's iteration budget for this solve. ``deadline`` (a
+        ``time.perf_counter()`` value) stops the solve between two iterations when the next would end
+        after it (:class:`DeadlineCallback`): the iterate so far is returned with ``interrupted=True``
+        (``converged`` when it already met the stopping criterion). A failed or unconverged solve is reported through ``converged=False``, not raised; an
         exception raised by the env's own code during the solve (a :class:`envs.NumpySystemEnv`
         hook) is re-raised here, with its original traceback.
         """
@@ -340,10 +401,17 @@ class OptimalControlProblem:
             xs[0] = x0
         solver = self.solver
         self.counter.reset()
+        self.deadline.start(deadline)
+        interrupted = False
         try:
             converged: bool | None = bool(solver.solve(xs, us, self.max_iter if max_iter is None else int(max_iter), False))
+        except DeadlineReached:
+            interrupted = True
+            converged = bool(solver.isFeasible and solver.stop < solver.th_stop)
         except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
             converged = None
+        finally:
+            self.deadline.start(None)
         error = self._take_model_error()
         if error is not None:
             raise error
@@ -360,9 +428,10 @@ class OptimalControlProblem:
             cost=cost,
             Vx=Vx,
             Vxx=Vxx,
-            iterations=int(solver.iter),
+            iterations=int(solver.iter) + int(interrupted),
             converged=converged and bool(finite),
             model_evaluations=model_evaluations,
+            interrupted=interrupted,
         )
 
     def _take_model_error(self) -> BaseException | None:

@@ -114,13 +114,15 @@ class FirstStepSearch(BatchController):
         return step._replace(action=action, solves=step.solves + spent[0], iterations=step.iterations + spent[1],
                              model_evaluations=step.model_evaluations + spent[2], seconds=time.perf_counter() - t0)  # fmt: skip
 
-    def _search(self, x: np.ndarray) -> tuple[list[np.ndarray], tuple[int, int, int]]:
-        """The cheapest of :meth:`candidates` from ``x`` by rollout score, and the solves, iterations
-        and node evaluations of the rollouts."""
+    def scores(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """The rollout score of each of :meth:`candidates` from ``x`` (nx,), shape (n_candidates,)
+        (``inf`` where the controller found no finite plan), and the solves, iterations and node
+        evaluations of the rollouts."""
         scout, gamma = self._scout, self._scout.ocp.gamma
-        best: list[np.ndarray] = []
-        best_score, solves, iterations, nodes = np.inf, 0, 0, 0
-        for prefix in self.candidates():
+        candidates = self.candidates()
+        scores = np.full(len(candidates), np.inf)
+        solves, iterations, nodes = 0, 0, 0
+        for i, prefix in enumerate(candidates):
             scout.reset()
             remaining = list(prefix)
             steps: list[MPCStep] = []
@@ -136,12 +138,19 @@ class FirstStepSearch(BatchController):
                     score += gamma**t * float(-reward)
                 if isinstance(scout.terminal, NetworkArrays):
                     score += gamma**self.rollout * float(numpy_value(scout.terminal, run.observations[-1]))
+                scores[i] = score
             except RuntimeError:  # the controller found no finite plan on this rollout
-                score = np.inf
+                pass
             solves += sum(s.solves for s in steps)
             iterations += sum(s.iterations for s in steps)
             nodes += sum(s.model_evaluations for s in steps)
-            if score < best_score:
-                best, best_score = list(prefix), score
         scout.reset()
-        return best, (solves, iterations, nodes)
+        return scores, (solves, iterations, nodes)
+
+    def _search(self, x: np.ndarray) -> tuple[list[np.ndarray], tuple[int, int, int]]:
+        """The cheapest of :meth:`candidates` from ``x`` by rollout score (the first on ties; no push
+        when none has a finite score), and the solves, iterations and node evaluations of the rollouts."""
+        scores, spent = self.scores(x)
+        if not np.isfinite(scores).any():
+            return [], spent
+        return list(self.candidates()[int(np.argmin(scores))]), spent

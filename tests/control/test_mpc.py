@@ -192,10 +192,10 @@ def test_a_time_budget_stops_the_solve_and_says_so():
     unlimited = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False).step(x0)
     assert unlimited.plan.converged and unlimited.iterations > 3 and not unlimited.over_budget
     tight = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False, time_budget=1e-6).step(x0)
-    assert tight.iterations == 1 and tight.over_budget and not tight.plan.converged  # one iteration: the first chunk
+    assert tight.iterations == 1 and tight.over_budget and not tight.plan.converged  # a solve always makes one iteration
     assert np.all(np.abs(tight.action) <= env.action_high)  # the plan so far, clipped: a safe action
     generous = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False, time_budget=30.0)
-    step = generous.step(x0)  # chunks (one iteration first, to time it), the same optimum
+    step = generous.step(x0)  # the deadline never comes: the same optimum
     assert step.plan.converged and not step.over_budget
     np.testing.assert_allclose(step.plan.cost, unlimited.plan.cost, rtol=1e-6)
     with pytest.raises(ValueError, match="time_budget must be a finite number of seconds > 0"):
@@ -246,3 +246,17 @@ def test_predict_without_episode_start_resets_an_env_whose_state_starts_a_new_ep
     np.testing.assert_array_equal(actions[0], MPCController(env, 15).step(new[0]).action)  # a cold start
     before = continued.predict(new, episode_start=np.array([False, False]))  # what predict(new) did before: a warm start
     assert not np.array_equal(actions[0], before[0]) and np.array_equal(actions[1], before[1])
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, True])
+def test_line_search_steps_are_checked_by_the_controller_and_its_config(bad):
+    from dvp_rl.control.config import MPCConfig
+
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    with pytest.raises(ValueError, match="line_search_steps must be an integer >= 1"):
+        MPCController(env, 10, line_search_steps=bad)
+    with pytest.raises(ValueError, match="mpc.line_search_steps must be an integer >= 1"):
+        MPCConfig(line_search_steps=bad)
+    controller = MPCConfig(line_search_steps=3).make(env, None, 1.0, 10, 50, 1e-6)
+    assert list(controller.ocp.solver.alphas) == [1.0, 0.5, 0.25] and controller.settings()["line_search_steps"] == 3
+    assert list(controller._problem(4).solver.alphas) == [1.0, 0.5, 0.25]  # the shortened problems too

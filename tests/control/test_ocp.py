@@ -237,3 +237,46 @@ def test_settings_are_checked_when_the_problem_is_made(kwargs, message):
 def test_a_fractional_horizon_is_never_truncated(horizon):
     with pytest.raises(ValueError, match=re.escape(f"horizon must be an integer >= 1, got {horizon!r}")):
         OptimalControlProblem(make_unwrapped("dvp_rl/LinearQuadratic-v0"), horizon)
+
+
+def test_a_deadline_stops_the_solve_between_iterations():
+    """A past deadline stops the solve after its first iteration with that iteration's iterate (the
+    same as ``max_iter=1``); a far one changes nothing; the solver runs normally afterwards."""
+    import time
+
+    env = make_unwrapped("dvp_rl/Pendulum-v0")
+    ocp = OptimalControlProblem(env, 60, max_iter=200, th_stop=1e-12)
+    x0 = np.array([np.pi - 0.2, 0.0])
+    free = ocp.solve(x0)
+    assert free.converged and free.iterations > 3 and not free.interrupted
+    one = ocp.solve(x0, max_iter=1)
+    stopped = ocp.solve(x0, deadline=time.perf_counter() - 1.0)
+    assert stopped.interrupted and not stopped.converged and stopped.iterations == 1
+    np.testing.assert_array_equal(stopped.us, one.us)
+    np.testing.assert_array_equal(stopped.xs, one.xs)
+    assert stopped.cost == one.cost and stopped.model_evaluations == one.model_evaluations
+    far = ocp.solve(x0, deadline=time.perf_counter() + 3600.0)
+    assert not far.interrupted and far.iterations == free.iterations
+    np.testing.assert_array_equal(far.us, free.us)
+    again = ocp.solve(x0)  # the deadline does not outlive its solve
+    assert not again.interrupted and again.iterations == free.iterations
+
+
+def test_line_search_steps_set_the_step_lengths_tried_and_keep_the_optimum(rng):
+    env = make_unwrapped("dvp_rl/LinearQuadratic-v0", w_terminal=3.0)
+    ocp = OptimalControlProblem(env, 30, 0.9, terminal="env", line_search_steps=3)
+    assert list(ocp.solver.alphas) == [1.0, 0.5, 0.25]
+    P = riccati(env, 30, 0.9)
+    for x0 in env.sample_states(3, rng):
+        r = ocp.solve(x0)
+        assert r.converged
+        np.testing.assert_allclose(r.cost, 0.5 * x0 @ P @ x0, rtol=1e-8)
+    pendulum = make_unwrapped("dvp_rl/Pendulum-v0")
+    x0 = np.array([np.pi - 0.2, 0.0])
+    short = OptimalControlProblem(pendulum, 60, max_iter=300, th_stop=1e-12, line_search_steps=4).solve(x0)
+    full = OptimalControlProblem(pendulum, 60, max_iter=300, th_stop=1e-12).solve(x0)
+    assert short.converged and full.converged
+    np.testing.assert_allclose(short.cost, full.cost, rtol=1e-6)  # the same swing-up, found with fewer trials per iteration
+    for bad in (0, 2.5, -1):
+        with pytest.raises(ValueError, match="line_search_steps"):
+            OptimalControlProblem(env, 10, line_search_steps=bad)

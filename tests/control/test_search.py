@@ -28,6 +28,9 @@ def test_search_plays_the_cheapest_push_then_the_mpc_and_is_never_worse_than_the
     assert all(np.all(np.abs(u) == 2.0) for p in candidates for u in p)
 
     scores = [played(env, x0, n, p) for p in candidates]
+    searched, spent = searching.scores(x0)
+    np.testing.assert_allclose(searched, scores, rtol=1e-9)  # each candidate's score is its loop played by hand
+    assert spent[0] >= n * len(candidates)  # a solve a step at least, every rollout
     loop = closed_loop(searching, x0, n)
     assert loop.costs.sum() == pytest.approx(min(scores), rel=1e-9)  # the rollouts score the whole loop exactly
     assert min(scores) < scores[0] - 10.0  # here a push beats the plain controller's swing-up
