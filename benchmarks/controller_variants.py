@@ -10,12 +10,16 @@ machine's load.
         --oracle runs/zoo/reference/oracle__dvp_rl-PandaReach-v0__7aa02dae70e5.json
 
 With ``--oracle`` (a reference file the zoo cached: per-episode returns by reset seed) the line
-adds the oracle's mean return and the regret, also relative to the oracle's mean.
+adds the oracle's mean return and the regret, also relative to the oracle's mean. With ``--probe``
+a sleeping process beside the evaluation (:class:`dvp_rl.compare.probe.HostProbe`) reports how
+late it woke (``probe_max_late_ms``, ``probe_late_wakeups`` over 10 ms): a slowest step that
+matches its latest wake-up is the host's stall, not the controller's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -24,6 +28,7 @@ import torch
 
 from dvp_rl.agent import DVP
 from dvp_rl.checkpoint import read_checkpoint, settings_of_format_1
+from dvp_rl.compare.probe import HostProbe
 from dvp_rl.control.rollout import evaluate_episodes
 
 
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes, reset seeds --seed, --seed + 1, ... (default 100)")
     parser.add_argument("--seed", type=int, default=1000, help="reset seed of the first episode (default 1000)")
     parser.add_argument("--oracle", default=None, help="a cached reference file with per-seed returns (optional)")
+    parser.add_argument("--probe", action="store_true", help="report a sleeping probe's late wake-ups beside the evaluation (host stalls)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     variant = json.loads(args.mpc)
@@ -44,12 +50,16 @@ def main() -> None:
     agent = DVP.load(args.path, n_workers=1, mpc={**saved, **variant})
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()
-    res = evaluate_episodes(agent, args.env_id, seeds)
+    probe = HostProbe() if args.probe else None
+    with probe or contextlib.nullcontext():
+        res = evaluate_episodes(agent, args.env_id, seeds)
     line = {
         "mpc": variant, "mean": round(res.mean_return, 4), "std": round(res.std_return, 4), "worst": round(res.worst_return, 4),
         "success": res.success_rate, "median_ms": round(res.median_step_ms, 2), "p99_ms": round(res.p99_step_ms, 1),
         "max_ms": round(res.max_step_ms, 1), "seconds": round(time.perf_counter() - started),
     }  # fmt: skip
+    if probe is not None:
+        line.update(probe.report.as_dict())
     if args.oracle:
         returns = json.load(open(args.oracle))["returns"]
         reference = np.array([returns[str(s)] for s in seeds])
