@@ -12,8 +12,10 @@ machine's load.
 With ``--oracle`` (a reference file the zoo cached: per-episode returns by reset seed) the line
 adds the oracle's mean return and the regret, also relative to the oracle's mean. With ``--probe``
 a sleeping process beside the evaluation (:class:`dvp_rl.compare.probe.HostProbe`) reports how
-late it woke (``probe_max_late_ms``, ``probe_late_wakeups`` over 10 ms): a slowest step that
-matches its latest wake-up is the host's stall, not the controller's.
+late it woke (``probe_max_late_ms``, ``probe_late_wakeups`` over 2 ms), and each of the five
+slowest steps comes with its CPU time and the longest stall the probe saw during it
+(``slowest_steps_wall_cpu_stall_ms``): a step whose wall-clock far exceeds its CPU time waited
+for a CPU (the host's or another process's doing), it did not compute.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def main() -> None:
     agent = DVP.load(args.path, n_workers=1, mpc={**saved, **variant})
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()
-    probe = HostProbe() if args.probe else None
+    probe = HostProbe(threshold=0.002) if args.probe else None  # stalls over 2 ms: a sleep itself wakes within ~1 ms
     with probe or contextlib.nullcontext():
         res = evaluate_episodes(agent, args.env_id, seeds)
     line = {
@@ -60,6 +62,11 @@ def main() -> None:
     }  # fmt: skip
     if probe is not None:
         line.update(probe.report.as_dict())
+        slowest = np.argsort(res.step_ms)[::-1][:5]  # the five slowest steps: wall-clock, CPU time, the longest probe stall during it
+        line["slowest_steps_wall_cpu_stall_ms"] = [
+            [round(float(res.step_ms[i]), 1), round(float(res.step_cpu_ms[i]), 1),
+             round(probe.report.stall_within(int(res.step_start_ns[i]), int(res.step_ms[i] * 1e6)), 1)] for i in slowest
+        ]  # fmt: skip
     if args.oracle:
         returns = json.load(open(args.oracle))["returns"]
         reference = np.array([returns[str(s)] for s in seeds])

@@ -30,7 +30,9 @@ LATE_THRESHOLD = 0.010
 @dataclass(frozen=True)
 class ProbeReport:
     """What the probe saw: ``wakeups`` in ``seconds``; ``late_wakeups`` later than ``threshold_ms``;
-    ``max_late_ms``: the latest; ``late_ms``: every late one, in order (ms)."""
+    ``max_late_ms``: the latest; ``late_ms``: every late one, in order (ms); ``late_woke_ns``: when
+    each of them woke (``time.perf_counter_ns()`` of the probe: on Linux the system's monotonic
+    clock, the one :func:`dvp_rl.control.rollout.run_episodes` stamps its steps with)."""
 
     seconds: float
     wakeups: int
@@ -38,6 +40,14 @@ class ProbeReport:
     late_wakeups: int
     max_late_ms: float
     late_ms: tuple[float, ...]
+    late_woke_ns: tuple[int, ...] = ()
+
+    def stall_within(self, start_ns: int, duration_ns: int) -> float:
+        """The longest stall (ms) that overlaps ``[start_ns, start_ns + duration_ns]``: a late wake-up
+        ``d`` ms late at ``w`` stalled ``[w - d, w]``; 0 when none of the late ones overlaps."""
+        end = start_ns + duration_ns
+        overlapping = [late for late, woke in zip(self.late_ms, self.late_woke_ns) if woke >= start_ns and woke - late * 1e6 <= end]
+        return max(overlapping, default=0.0)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the list of late wake-ups)."""
@@ -53,16 +63,18 @@ import json, select, sys, time
 interval, threshold = float(sys.argv[1]), float(sys.argv[2])
 print("ready", flush=True)
 started = time.perf_counter()
-wakeups, late, max_late = 0, [], 0.0
+wakeups, late, woke, max_late = 0, [], [], 0.0
 while not select.select([sys.stdin], [], [], 0)[0]:
-    t = time.perf_counter()
+    t = time.perf_counter_ns()
     time.sleep(interval)
-    delay = time.perf_counter() - t - interval
+    now = time.perf_counter_ns()
+    delay = (now - t) / 1e9 - interval
     wakeups += 1
     max_late = max(max_late, delay)
     if delay > threshold:
         late.append(delay * 1e3)
-print(json.dumps([time.perf_counter() - started, wakeups, len(late), max_late * 1e3, late]), flush=True)
+        woke.append(now)
+print(json.dumps([time.perf_counter() - started, wakeups, len(late), max_late * 1e3, late, woke]), flush=True)
 """
 
 
@@ -105,7 +117,7 @@ class HostProbe:
             self._process.kill()
             raise RuntimeError("the host probe did not report within 10 s") from None
         try:
-            seconds, wakeups, n_late, max_late, late = json.loads(out.strip().splitlines()[-1])
+            seconds, wakeups, n_late, max_late, late, woke = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise RuntimeError(f"the host probe did not report (exit code {self._process.returncode}): {err.strip()}") from None
-        self.report = ProbeReport(seconds, wakeups, self.threshold * 1e3, n_late, max_late, tuple(late))
+        self.report = ProbeReport(seconds, wakeups, self.threshold * 1e3, n_late, max_late, tuple(late), tuple(int(w) for w in woke))

@@ -51,7 +51,12 @@ class Trajectory(NamedTuple):
     ``rewards`` (n,); ``episode_return``: their sum, added in step order; ``terminated``: the env
     ended the episode (not a truncation); ``step_ns`` (n,): wall-clock of each call of the policy
     (nanoseconds; in lockstep runs the call that served every episode); ``info``: the info dict of
-    the episode's last step (of its reset for an episode without a step).
+    the episode's last step (of its reset for an episode without a step); ``step_start_ns`` (n,):
+    when each call began (``time.perf_counter_ns()``: on Linux the system's monotonic clock, so
+    comparable with another process's, see :class:`dvp_rl.compare.probe.HostProbe`);
+    ``step_cpu_ns`` (n,): the CPU time this process spent in each call (``time.process_time_ns()``,
+    all its threads): a call whose wall-clock far exceeds it waited for a CPU (the host or other
+    processes took it), it did not compute.
     """
 
     observations: np.ndarray
@@ -61,6 +66,8 @@ class Trajectory(NamedTuple):
     terminated: bool
     step_ns: np.ndarray
     info: dict[str, Any] | None = None
+    step_start_ns: np.ndarray | None = None
+    step_cpu_ns: np.ndarray | None = None
 
 
 def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dict[str, Any]], max_steps: int | None = None) -> list[Trajectory]:
@@ -97,11 +104,15 @@ def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dic
     terminated = [False] * n
     done = [max_steps is not None and int(max_steps) == 0] * n
     step_ns: list[int] = []
+    step_start_ns: list[int] = []
+    step_cpu_ns: list[int] = []
     while not all(done):
         batch = np.stack([o[-1] for o in observations])
-        start = time.perf_counter_ns()
+        start, cpu = time.perf_counter_ns(), time.process_time_ns()
         chosen = act(batch, not step_ns)
         step_ns.append(time.perf_counter_ns() - start)
+        step_cpu_ns.append(time.process_time_ns() - cpu)
+        step_start_ns.append(start)
         for i, env in enumerate(episode_envs):
             if done[i]:
                 continue
@@ -113,10 +124,10 @@ def run_episodes(act: Act, episode_envs: Sequence[gym.Env], resets: Sequence[dic
             returns[i] += float(reward)
             terminated[i] = bool(term)
             done[i] = bool(term or trunc) or (max_steps is not None and len(rewards[i]) >= int(max_steps))
-    timings = np.asarray(step_ns, dtype=np.int64)
+    timings, starts, cpu_times = (np.asarray(v, dtype=np.int64) for v in (step_ns, step_start_ns, step_cpu_ns))
     return [
         Trajectory(np.array(observations[i]), np.array(actions[i]).reshape(len(actions[i]), -1), np.array(rewards[i], dtype=np.float64),
-                   returns[i], terminated[i], timings[: len(rewards[i])], infos[i])
+                   returns[i], terminated[i], timings[: len(rewards[i])], infos[i], starts[: len(rewards[i])], cpu_times[: len(rewards[i])])
         for i in range(n)
     ]  # fmt: skip
 
@@ -226,7 +237,9 @@ class EpisodeResults(NamedTuple):
     rewards; ``lengths`` (n,): steps per episode; ``step_ms`` (sum(lengths),): wall-clock of
     each control step in milliseconds (observation normalisation + ``predict``, not the
     env's ``step``), the episodes one after the other; ``successes`` (n,) bool: ``info["is_success"]``
-    of each episode's last step (SB3's key), ``None`` when the env does not report it for every episode.
+    of each episode's last step (SB3's key), ``None`` when the env does not report it for every episode;
+    ``step_start_ns`` (sum(lengths),): when each control step began (``time.perf_counter_ns()``);
+    ``step_cpu_ms`` (sum(lengths),): the CPU time of each (see :class:`Trajectory`'s ``step_cpu_ns``).
     """
 
     seeds: np.ndarray
@@ -234,6 +247,8 @@ class EpisodeResults(NamedTuple):
     lengths: np.ndarray
     step_ms: np.ndarray
     successes: np.ndarray | None = None
+    step_start_ns: np.ndarray | None = None
+    step_cpu_ms: np.ndarray | None = None
 
     @property
     def success_rate(self) -> float | None:
@@ -311,7 +326,8 @@ def evaluate_episodes(
     reported = all(r.info is not None and "is_success" in r.info for r in runs)
     return EpisodeResults(seeds, np.array([r.episode_return for r in runs]), np.array([len(r.rewards) for r in runs], dtype=np.int64),
                           np.concatenate([r.step_ns for r in runs]).astype(np.float64) / 1e6,
-                          np.array([bool(r.info["is_success"]) for r in runs]) if reported else None)  # fmt: skip
+                          np.array([bool(r.info["is_success"]) for r in runs]) if reported else None,
+                          np.concatenate([r.step_start_ns for r in runs]), np.concatenate([r.step_cpu_ns for r in runs]).astype(np.float64) / 1e6)  # fmt: skip
 
 
 def _predictor_act(policy: Predictor) -> Act:

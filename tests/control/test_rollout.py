@@ -86,6 +86,9 @@ def test_evaluate_episodes_sums_the_env_rewards_per_seed():
     np.testing.assert_array_equal(results.seeds, seeds)
     np.testing.assert_array_equal(results.lengths, 200)
     assert results.step_ms.shape == (600,) and np.all(results.step_ms >= 0)
+    starts = results.step_start_ns  # when each step began: in order, each after the previous one ended
+    assert starts.shape == (600,) and np.all(starts[1:] >= starts[:-1] + np.rint(results.step_ms[:-1] * 1e6).astype(np.int64) - 1)
+    assert results.step_cpu_ms.shape == (600,) and np.all(results.step_cpu_ms >= 0)
     assert results.returns[0] == results.returns[2] != results.returns[1]
     env = gym.make(ENV_ID)
     env.reset(seed=4)
@@ -190,3 +193,28 @@ def test_an_env_that_cannot_render_says_so_before_the_policy_acts():
 
     with pytest.raises(gym.error.DependencyNotInstalled):
         render_episode(Refuses(), ENV_ID, seed=0)
+
+
+def test_a_step_that_waits_shows_wall_clock_without_cpu_time():
+    """The CPU time of a step tells computing from waiting: a policy that sleeps 20 ms a step spends
+    almost no CPU, one that spins for 20 ms spends about all of it."""
+    import time
+
+    def sleeping(observations, first):
+        time.sleep(0.02)
+        return np.zeros((len(observations), 1), dtype=np.float32)
+
+    def spinning(observations, first):
+        end = time.perf_counter() + 0.02
+        while time.perf_counter() < end:
+            pass
+        return np.zeros((len(observations), 1), dtype=np.float32)
+
+    for act, busy in ((sleeping, False), (spinning, True)):
+        run = run_episode(act, gym.make(ENV_ID), seed=0, max_steps=5)
+        wall_ms, cpu_ms = run.step_ns / 1e6, run.step_cpu_ns / 1e6
+        assert np.all(wall_ms >= 19.0)
+        if busy:
+            assert np.median(cpu_ms) > 0.5 * np.median(wall_ms)  # a loaded host may take some of it
+        else:
+            assert np.all(cpu_ms < 5.0)
