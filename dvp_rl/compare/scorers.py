@@ -333,11 +333,13 @@ class ReturnsScorer(Scorer):
 
 
 class StepTimes(NamedTuple):
-    """Milliseconds per control step: ``median_step_ms``, ``p99_step_ms`` (99th percentile), ``max_step_ms``."""
+    """Milliseconds per control step: ``median_step_ms``, ``p99_step_ms`` (99th percentile), ``max_step_ms``
+    (wall-clock), and ``max_step_cpu_ms``: the most CPU time of a step (the controller's own worst work)."""
 
     median_step_ms: float
     p99_step_ms: float
     max_step_ms: float
+    max_step_cpu_ms: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -354,7 +356,7 @@ class StepTimeScorer(Scorer):
         if self.episodes_from not in scores:
             raise KeyError(f"{self.name} reads the episodes of scorer {self.episodes_from!r}, which must come before it")
         episodes = scores[self.episodes_from].episodes
-        return StepTimes(episodes.median_step_ms, episodes.p99_step_ms, episodes.max_step_ms)
+        return StepTimes(episodes.median_step_ms, episodes.p99_step_ms, episodes.max_step_ms, episodes.max_step_cpu_ms)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ DEFAULT_AGENTS = ("DVP", "SAC", "TD3", "PPO")
 DVP_AGENTS = ("DVP", "MPC")
 #: the scores of each agent written to its tensorboard run as ``zoo/<key>`` (keys of ``summary["agents"][name]``;
 #: ``None`` ones left out: no regret without a reference, no success rate where the env reports none)
-TB_SCALARS = ("mean_return", "std_return", "worst_return", "mean_regret", "median_step_ms", "p99_step_ms", "max_step_ms", "train_s",
+TB_SCALARS = ("mean_return", "std_return", "worst_return", "mean_regret", "median_step_ms", "p99_step_ms", "max_step_ms", "max_step_cpu_ms", "train_s",
               "env_interactions", "model_evaluations", "critic_rel_mse", "success_rate")  # fmt: skip
 
 
@@ -398,16 +398,16 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     # the success column where the env reports success (older summaries have no such key)
     success = any(a.get("success_rate") is not None for a in agents.values())
     header = ["agent", "return (mean ± std)", *["success"] * success, "worst", "shortest episode", "mean regret", "ms / step (median)",
-              "ms / step (p99)", "ms / step (max)", "training s", "env interactions", "model evaluations"]  # fmt: skip
+              "ms / step (p99)", "ms / step (max)", "CPU ms / step (max)", "training s", "env interactions", "model evaluations"]  # fmt: skip
     rows = [[agent_label(name, a), f"{a['mean_return']:.{digits}f} ± {a['std_return']:.{digits}f}",
              *[percent(a.get("success_rate"))] * success, f"{a['worst_return']:.{digits}f}",
              min(a["episode_lengths"]), number(a["mean_regret"], digits), f"{a['median_step_ms']:.2f}", f"{a['p99_step_ms']:.1f}",
-             f"{a['max_step_ms']:.0f}", f"{a['train_s']:.0f}{' (cap)' if a['hit_cap'] else ''}", f"{a['env_interactions']:,}",
+             f"{a['max_step_ms']:.0f}", number(a.get("max_step_cpu_ms"), 0), f"{a['train_s']:.0f}{' (cap)' if a['hit_cap'] else ''}", f"{a['env_interactions']:,}",
              f"{a['model_evaluations']:,}"] for name, a in agents.items()]  # fmt: skip
     if has_reference:
         optimum = summary["optimal_returns"]
         rows.append(["optimum (reference)", f"{summary['optimal_mean_return']:.{digits}f} ± {np.std(optimum):.{digits}f}",
-                     *[""] * success, f"{min(optimum):.{digits}f}", "", 0, "", "", "", "", "", ""])  # fmt: skip
+                     *[""] * success, f"{min(optimum):.{digits}f}", "", 0, "", "", "", "", "", "", ""])  # fmt: skip
     for name, p in summary["published"].items():
         rows.append([f"{p['source']} {name} (published, {p['budget']}, other episodes)", f"{p['mean']:.1f} ± {p['std']:.1f}",
                      *[""] * (9 + success)])  # fmt: skip

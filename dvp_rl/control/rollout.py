@@ -282,6 +282,12 @@ class EpisodeResults(NamedTuple):
         """The slowest control step: what a real-time controller is judged by."""
         return float(np.max(self.step_ms))
 
+    @property
+    def max_step_cpu_ms(self) -> float:
+        """The most CPU time a control step took (the controller's own worst work; NaN when not recorded):
+        a :attr:`max_step_ms` far above it is time the process waited for the machine."""
+        return float("nan") if self.step_cpu_ms is None else float(np.max(self.step_cpu_ms))
+
     def summary(self) -> str:
         """One line: ``mean +- std (worst w, n episodes), m ms/step`` (median step time) and the slowest step."""
         return (

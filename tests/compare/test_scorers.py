@@ -33,6 +33,7 @@ def test_scorers_read_the_same_episodes(ppo):
     times = scores["step_times"]
     assert times.median_step_ms == episodes.median_step_ms and times.p99_step_ms == pytest.approx(np.percentile(episodes.step_ms, 99))
     assert times.median_step_ms <= times.p99_step_ms <= times.max_step_ms == episodes.max_step_ms
+    assert times.max_step_cpu_ms == episodes.max_step_cpu_ms == np.max(episodes.step_cpu_ms) > 0  # the controller's own worst work
     assert scores["samples"] == {"env_interactions": 0, "model_evaluations": 0}  # untrained
     without = ReturnsScorer("Pendulum-v1", seeds).score(ppo, None, {})
     assert without.regret is None and without.row()["mean_regret"] is None

@@ -49,6 +49,7 @@ def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):
         assert row["mean_regret"] == pytest.approx(np.mean(optimum - returns))
         assert row["mean_return"] == pytest.approx(returns.mean()) and row["worst_return"] == returns.min()
         assert 0 < row["median_step_ms"] <= row["p99_step_ms"] <= row["max_step_ms"] and math.isfinite(row["critic_rel_mse"])
+        assert 0 < row["max_step_cpu_ms"] and math.isfinite(row["max_step_cpu_ms"])
     assert summary["agents"]["DVP"]["env_interactions"] == 0 < summary["agents"]["DVP"]["model_evaluations"]
     assert summary["agents"]["SAC"]["model_evaluations"] == 0 < summary["agents"]["SAC"]["env_interactions"] <= 150
     assert summary["agents"]["SAC"]["critic_gamma"] == 0.99 and summary["agents"]["DVP"]["critic_gamma"] == 1.0
