@@ -407,10 +407,10 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if has_reference:
         optimum = summary["optimal_returns"]
         rows.append(["optimum (reference)", f"{summary['optimal_mean_return']:.{digits}f} ± {np.std(optimum):.{digits}f}",
-                     *[""] * success, f"{min(optimum):.{digits}f}", "", 0, "", "", "", "", "", "", ""])  # fmt: skip
+                     *[""] * success, f"{min(optimum):.{digits}f}", "", 0, *[""] * (len(header) - 5 - success)])  # fmt: skip
     for name, p in summary["published"].items():
         rows.append([f"{p['source']} {name} (published, {p['budget']}, other episodes)", f"{p['mean']:.1f} ± {p['std']:.1f}",
-                     *[""] * (9 + success)])  # fmt: skip
+                     *[""] * (len(header) - 2)])  # fmt: skip
     critics = [[agent_label(name, a), NOT_AVAILABLE if a["critic_gamma"] is None else f"{a['critic_gamma']:g}",
                 NOT_AVAILABLE if a["critic_rel_mse"] is None else format(a["critic_rel_mse"], ".3g")]
                for name, a in agents.items()]  # fmt: skip

@@ -55,6 +55,10 @@ def test_every_agent_is_scored_on_the_same_episodes_against_their_optimum(zoo):
     assert summary["agents"]["SAC"]["critic_gamma"] == 0.99 and summary["agents"]["DVP"]["critic_gamma"] == 1.0
     text = (zoo / "run" / "summary.md").read_text()
     assert "rl-zoo3 TQC (published" in text and "| DVP |" in text and "optimum (reference)" in text and "ms / step (p99)" in text
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| agent |"))
+    table = lines[first : next(i for i in range(first, len(lines)) if not lines[i].startswith("|"))]
+    assert len({line.count("|") for line in table}) == 1  # every row (agents, optimum, published) has the header's cells
 
 
 def test_outputs_for_people_who_would_rather_look(zoo):
