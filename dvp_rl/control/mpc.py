@@ -134,9 +134,9 @@ class MPCController(BatchController):
         starts afresh, at a step without a warm start (an episode's first) or whose warm-started solve
         did not converge (the DDP oracle's multi-start)
     :param time_budget: seconds a step may take (``None``: no limit). Every solve of the step stops
-        between two DDP iterations when the next would end past the step's deadline (the last
-        iteration's time predicts the next: :class:`~dvp_rl.control.ocp.DeadlineCallback`); the cold
-        retry and the guesses start only while time is left. An unconverged plan is then applied as
+        between two DDP iterations when the next would end past the step's deadline (as predicted by
+        :class:`~dvp_rl.control.ocp.DeadlineCallback`); the cold retry and the guesses start only
+        while a first iteration still fits. An unconverged plan is then applied as
         it is (clipped to the bounds) and the step says so (``MPCStep.over_budget``). A step can
         still overrun by one DDP iteration (the first of a solve) and by what the host takes from
         the process: a target, not a hard real-time guarantee.

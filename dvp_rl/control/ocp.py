@@ -176,7 +176,6 @@ class ModelEvaluationCounter(crocoddyl.CallbackAbstract):
         return self.count
 
 
-
 #: :class:`DeadlineCallback` stops a solve when this many times an iteration's time would pass the
 #: deadline (iterations vary: a line search that tries more step lengths, a regularised backward pass)
 DEADLINE_SAFETY = 1.5
@@ -211,6 +210,10 @@ class DeadlineCallback(crocoddyl.CallbackAbstract):
         self.first_iteration = None
         self._start = self._last = time.perf_counter()
         self._calls = 0
+
+    def disarm(self) -> None:
+        """Never stop a solve until the next :meth:`start` (:attr:`first_iteration` is kept)."""
+        self.deadline = None
 
     def __call__(self, solver: crocoddyl.SolverAbstract) -> None:
         now = time.perf_counter()
@@ -411,7 +414,7 @@ class OptimalControlProblem:
         except (RuntimeError, ValueError, ArithmeticError):  # Crocoddyl raises on numerical failures
             converged = None
         finally:
-            self.deadline.start(None)
+            self.deadline.disarm()
         error = self._take_model_error()
         if error is not None:
             raise error

@@ -197,6 +197,7 @@ def test_a_time_budget_stops_the_solve_and_says_so():
     generous = MPCController(env, 60, max_iter=200, th_stop=1e-12, retry_cold=False, time_budget=30.0)
     step = generous.step(x0)  # the deadline never comes: the same optimum
     assert step.plan.converged and not step.over_budget
+    assert generous._first_iteration_s[60] > 0  # what decides whether a retry or a guess may still start
     np.testing.assert_allclose(step.plan.cost, unlimited.plan.cost, rtol=1e-6)
     with pytest.raises(ValueError, match="time_budget must be a finite number of seconds > 0"):
         MPCController(env, 10, time_budget=0.0)

@@ -257,6 +257,7 @@ def test_a_deadline_stops_the_solve_between_iterations():
     assert stopped.cost == one.cost and stopped.model_evaluations == one.model_evaluations
     far = ocp.solve(x0, deadline=time.perf_counter() + 3600.0)
     assert not far.interrupted and far.iterations == free.iterations
+    assert ocp.deadline.first_iteration > 0  # kept after the solve, for a caller deciding whether another fits
     np.testing.assert_array_equal(far.us, free.us)
     again = ocp.solve(x0)  # the deadline does not outlive its solve
     assert not again.interrupted and again.iterations == free.iterations
