@@ -193,7 +193,8 @@ class DVP:
             terminal = None if self.collect.initial_terminal == "zero" else "env"
         else:
             terminal = self._arrays
-        return SolveSpec(self.env_id, self.env_kwargs, self.horizon, self.gamma, terminal, self.collect.max_iter, self.collect.th_stop)
+        return SolveSpec(self.env_id, self.env_kwargs, self.horizon, self.gamma, terminal, self.collect.max_iter, self.collect.th_stop,
+                         self.collect.guesses)
 
     # ------------------------------------------------------------------ learning
     def learn(

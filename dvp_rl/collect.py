@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dvp_rl.config import integer
+from dvp_rl.control.ocp import GUESSES
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class CollectConfig:
         optimal value is 0) when the env defines one, so that an error of the network at the goal
         does not re-enter every later target
     :param n_validation: fixed states on which the Bellman residual (``dvp/bellman_residual``) is measured
-    :raises ValueError: a setting out of its range
+    :param guesses: the initial guesses each start state is solved from, the cheapest converged solve
+        giving its targets (names of :data:`dvp_rl.control.ocp.GUESSES`, e.g. ``("hold", "pushes")``);
+        ``None``: the env's ``ddp_guesses``. Each guess is one more DDP solve per sample.
+    :raises ValueError: a setting out of its range, an empty or unknown guess name
     """
 
     max_iter: int = 300
@@ -36,6 +40,7 @@ class CollectConfig:
     final_state_fraction: float = 0.25
     anchor_goal: bool = True
     n_validation: int = 200
+    guesses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_iter", integer("collect.max_iter", self.max_iter, 1))
@@ -46,6 +51,12 @@ class CollectConfig:
             raise ValueError(f"collect.initial_terminal must be 'zero' or 'env', got {self.initial_terminal!r}")
         if not 0.0 <= float(self.final_state_fraction) < 1.0:
             raise ValueError(f"collect.final_state_fraction must be in [0, 1), got {self.final_state_fraction}")
+        if self.guesses is not None:
+            guesses = (self.guesses,) if isinstance(self.guesses, str) else tuple(self.guesses)
+            unknown = sorted(set(guesses) - set(GUESSES))
+            if unknown or not guesses:
+                raise ValueError(f"collect.guesses: expected a non-empty list of names among {GUESSES} or None, got {self.guesses!r}")
+            object.__setattr__(self, "guesses", guesses)
 
 
 class SolvedDataset(NamedTuple):

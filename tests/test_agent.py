@@ -212,6 +212,30 @@ def test_value_targets_are_relative_to_the_goal_under_the_same_terminal():
     assert np.allclose(plain.recorded[1].cost[:8], raw, rtol=1e-7, atol=1e-7)
 
 
+def test_collect_guesses_choose_the_initial_guesses_of_the_training_solves():
+    """``collect.guesses`` replaces the env's ``ddp_guesses``: each target is the cheapest converged solve
+    over the named guesses, as ``OptimalControlProblem.solve_best`` gives it here; more guesses never
+    cost more, and on the pendulum (swing-ups have local optima) the pushes find cheaper plans somewhere."""
+    costs = {}
+    for names in (("hold",), ("hold", "pushes")):
+        collect = {**TINY["collect"], "anchor_goal": False, "guesses": list(names)}
+        agent = RecordingDVP("dvp_rl/Pendulum-v0", **{**TINY, "horizon": 20, "n_samples": 24, "seed": 0, "checkpoint_dir": None,
+                                                     "n_workers": 1, "collect": collect})
+        assert agent.collect.guesses == names
+        agent.collect_dataset()
+        states, batch = agent.recorded
+        ocp = OptimalControlProblem(agent.system, agent.horizon, agent.gamma, None, agent.collect.max_iter, agent.collect.th_stop)
+        np.testing.assert_allclose(batch.cost, [ocp.solve_best(x, names).cost for x in states], rtol=1e-7, atol=1e-7)
+        costs[names] = dict(zip(map(tuple, states), batch.cost))
+    common = sorted(set(costs[("hold",)]) & set(costs[("hold", "pushes")]))  # both converged
+    gain = np.array([costs[("hold",)][x] - costs[("hold", "pushes")][x] for x in common])
+    assert len(common) >= 20 and np.all(gain >= -1e-7) and np.max(gain) > 1e-3
+    with pytest.raises(ValueError, match="collect.guesses"):
+        tiny_agent(collect={"guesses": ["hold", "no_such_guess"]})
+    with pytest.raises(ValueError, match="collect.guesses"):
+        tiny_agent(collect={"guesses": []})
+
+
 def test_a_goal_state_that_is_not_a_zero_cost_equilibrium_is_rejected():
     env = envs.make("dvp_rl/Unicycle-v0")
     env.unwrapped.goal_state = (1.0, 0.0, 0.0)  # costs 50 per step
