@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dvp_rl.agent import DVP
-from dvp_rl.checkpoint import read_checkpoint, settings_of_format_1
+from dvp_rl.checkpoint import read_checkpoint, saved_settings
 from dvp_rl.compare.probe import HostProbe
 from dvp_rl.control.rollout import evaluate_episodes
 
@@ -47,8 +47,7 @@ def main() -> None:
     torch.set_num_threads(1)
     variant = json.loads(args.mpc)
     data, _, _ = read_checkpoint(args.path)  # the file's controller settings, without building an agent for them
-    hyper = data["hyperparameters"]
-    saved = (settings_of_format_1(hyper) if data["format_version"] == 1 else hyper).get("mpc") or {}
+    saved = saved_settings(data).get("mpc") or {}
     agent = DVP.load(args.path, n_workers=1, mpc={**saved, **variant})
     seeds = list(range(args.seed, args.seed + args.episodes))
     started = time.perf_counter()

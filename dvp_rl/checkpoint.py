@@ -402,6 +402,13 @@ def save_agent(agent: Any, path: str | os.PathLike) -> Path:
     return write_checkpoint(path, jsonable(data), agent.value_net.state_dict(), arrays)
 
 
+def saved_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor settings a checkpoint's ``data`` (:func:`read_checkpoint`) stores, a format-1
+    file's translated (:func:`settings_of_format_1`): what :meth:`DVP.load` builds the agent from."""
+    hyper = dict(data["hyperparameters"])
+    return settings_of_format_1(hyper) if data["format_version"] == 1 else hyper
+
+
 def settings_of_format_1(hyper: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a format-1 file (flat constructor arguments of dvp_rl 0.1.0) as format 2's configs."""
     mpc = dict(hyper.get("mpc_kwargs") or {})
@@ -486,8 +493,7 @@ def load_agent(cls: type, path: str | os.PathLike, env: Any = None, allow_module
             "pass allow_module_import=True if you trust the file, or env=... to load it into an env you made"
         )
     try:
-        hyper = dict(data["hyperparameters"])
-        settings = settings_of_format_1(hyper) if data["format_version"] == 1 else hyper
+        settings = saved_settings(data)
         env_arg = env if env is not None else saved_id
         env_kwargs = saved_kwargs if isinstance(env_arg, str) else None
         agent = cls(env_arg, env_kwargs=env_kwargs, **{**settings, **kwargs})

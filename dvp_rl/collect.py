@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dvp_rl.config import integer
-from dvp_rl.control.ocp import GUESSES
+from dvp_rl.control.ocp import guess_names
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,9 @@ class CollectConfig:
         if not 0.0 <= float(self.final_state_fraction) < 1.0:
             raise ValueError(f"collect.final_state_fraction must be in [0, 1), got {self.final_state_fraction}")
         if self.guesses is not None:
-            guesses = (self.guesses,) if isinstance(self.guesses, str) else tuple(self.guesses)
-            unknown = sorted(set(guesses) - set(GUESSES))
-            if unknown or not guesses:
-                raise ValueError(f"collect.guesses: expected a non-empty list of names among {GUESSES} or None, got {self.guesses!r}")
-            object.__setattr__(self, "guesses", guesses)
+            object.__setattr__(self, "guesses", guess_names(self.guesses, "collect.guesses"))
+            if not self.guesses:
+                raise ValueError("collect.guesses: name at least one initial guess, or None for the env's ddp_guesses")
 
 
 class SolvedDataset(NamedTuple):

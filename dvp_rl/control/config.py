@@ -15,7 +15,7 @@ from typing import Any
 
 from dvp_rl.config import as_config, integer
 from dvp_rl.control.mpc import GUESS_WHEN, BatchController, MPCController
-from dvp_rl.control.ocp import GUESSES, TerminalSpec
+from dvp_rl.control.ocp import TerminalSpec, guess_names
 from dvp_rl.control.search import FirstStepSearch
 from dvp_rl.value.arrays import NetworkArrays
 
@@ -82,11 +82,7 @@ class MPCConfig:
             object.__setattr__(self, "max_iter", integer("mpc.max_iter", self.max_iter, 1))
         if self.th_stop is not None and not (math.isfinite(float(self.th_stop)) and float(self.th_stop) > 0):
             raise ValueError(f"mpc.th_stop must be finite and > 0, got {self.th_stop}")
-        guesses = (self.guesses,) if isinstance(self.guesses, str) else tuple(self.guesses)
-        unknown = sorted(set(guesses) - set(GUESSES))
-        if unknown:
-            raise ValueError(f"mpc.guesses: unknown initial guesses {unknown}; expected names among {GUESSES}")
-        object.__setattr__(self, "guesses", guesses)
+        object.__setattr__(self, "guesses", guess_names(self.guesses, "mpc.guesses"))
         if self.guess_margin is not None and not float(self.guess_margin) >= 0:
             raise ValueError(f"mpc.guess_margin must be >= 0 or None, got {self.guess_margin}")
         if self.guess_when not in GUESS_WHEN:

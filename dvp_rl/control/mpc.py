@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dvp_rl.control.ocp import DEADLINE_SAFETY, GUESSES, OptimalControlProblem, SolveResult, TerminalSpec
+from dvp_rl.control.ocp import DEADLINE_SAFETY, OptimalControlProblem, SolveResult, TerminalSpec, guess_names
 from dvp_rl.control.rollout import ModelEnv, run_episode
 from dvp_rl.value.arrays import NetworkArrays, numpy_value
 from envs.base import wrap_angles
@@ -165,10 +165,7 @@ class MPCController(BatchController):
         self.ocp = OptimalControlProblem(env, horizon, gamma, terminal, max_iter, th_stop, line_search_steps)
         self.env = self.ocp.env
         self.retry_cold = bool(retry_cold)
-        unknown = sorted(set(guesses) - set(GUESSES))
-        if unknown:
-            raise ValueError(f"unknown initial guesses {unknown}; expected names among {GUESSES}")
-        self.guesses = tuple(guesses)
+        self.guesses = guess_names(tuple(guesses))
         if guess_margin is not None and not isinstance(terminal, NetworkArrays):
             raise ValueError("guess_margin compares plans with the learned value: it needs a network terminal (NetworkArrays)")
         if guess_margin is not None and not float(guess_margin) >= 0:

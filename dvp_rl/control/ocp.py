@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Union
 
 import crocoddyl
@@ -82,6 +82,20 @@ def unwrap(env: Any) -> DifferentiableEnv:
 
 #: named initial guesses, see :meth:`OptimalControlProblem.initial_guesses`
 GUESSES = ("hold", "zero_rollout", "push_plus", "push_minus", "pushes", "continuation", "continuation_inside")
+
+
+
+def guess_names(guesses: str | Iterable[str], what: str = "guesses") -> tuple[str, ...]:
+    """``guesses`` (names of :data:`GUESSES`; one name may be a string) as a tuple.
+
+    :raises ValueError: a name not in :data:`GUESSES` (the message starts with ``what``)
+    """
+    names = (guesses,) if isinstance(guesses, str) else tuple(guesses)
+    unknown = sorted(set(names) - set(GUESSES))
+    if unknown:
+        raise ValueError(f"{what}: unknown initial guesses {unknown}; expected names among {GUESSES}")
+    return names
+
 
 #: share of the horizon the ``pushes`` guesses push for (then zero control)
 PUSH_FRACTION = 0.1
